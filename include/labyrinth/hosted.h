@@ -1,0 +1,93 @@
+/*
+ * labyrinth/hosted.h - the POSIX host: zones over mmap'd memory, the cache
+ * geometry of this machine, and the blocking (GFP_KERNEL-like) allocation
+ * that the freestanding core deliberately does not have.
+ */
+#ifndef LABYRINTH_HOSTED_H
+#define LABYRINTH_HOSTED_H
+
+#include "../labyrinth.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One cache level as the host reports it. */
+struct lab_cache_level {
+	unsigned level;          /* 1, 2, 3                                  */
+	uint64_t size;           /* bytes, 0 if unknown                       */
+	unsigned ways;           /* associativity, 0 if unknown or fully assoc */
+	unsigned line;           /* line size in bytes                        */
+	unsigned sets;           /* number of sets, 0 if unknown              */
+	bool shared;             /* shared by several CPUs (likely sliced)    */
+};
+
+struct lab_geometry {
+	struct lab_cache_level l1d, l2, l3;
+	const char *source;      /* "sysfs", "sysconf", "cpuid", or "default" */
+	unsigned colours;        /* colour count used: per-slice L2 colours, power of two, 1..64 */
+	unsigned colours_l3;     /* what L3 size / (ways * 4 KiB) would give (sliced: not used) */
+	unsigned nr_cpus;        /* online CPUs                                */
+};
+
+/* Read the cache geometry: sysfs, then sysconf, then CPUID.  Never fails:
+ * falls back to 32 colours with source "default". */
+LAB_API void lab_hosted_geometry(struct lab_geometry *g);
+
+/* A hosted zone: arena + metadata, both mmap'd. */
+struct lab_hosted_opts {
+	uint64_t bytes;          /* zone size; rounded down to whole frames      */
+	unsigned colours;        /* 0: from lab_hosted_geometry()                */
+	unsigned nr_cpus;        /* 0: online CPUs                                */
+	unsigned max_owners;     /* 0: 64                                         */
+	unsigned reserve_permille; /* 0: 15; LAB_HOSTED_NO_RESERVE for none       */
+	uint32_t zone_flags;     /* LAB_ZONE_DEFERRED_SCRUB, LAB_ZONE_NO_SCRUB    */
+	bool no_touch;           /* map the arena MAP_NORESERVE and never touch it
+	                            (only with LAB_ZONE_NO_SCRUB): huge bench zones */
+	const void *seed;        /* NULL: getrandom                               */
+	size_t seed_len;
+};
+#define LAB_HOSTED_NO_RESERVE 0xffffffffu
+
+struct lab_hosted_zone {
+	lab_zone_t *zone;
+	void *arena;             /* the frames (direct map)                       */
+	void *meta;
+	size_t arena_bytes, meta_bytes;
+	uint64_t nr_frames;
+	uint64_t base_pfn;       /* real PFN of the first frame when known, else 0 */
+	bool real_pfns;          /* base_pfn from /proc/self/pagemap              */
+	bool hugepages;          /* arena backed by 2 MiB pages (colours exact)   */
+	unsigned colours;
+	double init_seconds;     /* time spent in lab_zone_init                  */
+	char why[160];           /* when real PFNs or hugepages are not in use    */
+};
+
+/* Create a zone over fresh anonymous memory.  Returns LAB_OK, a LAB_E* code
+ * from lab_zone_init, or LAB_ENOSPC when the memory cannot be mapped. */
+LAB_API int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz);
+LAB_API void lab_hosted_zone_destroy(struct lab_hosted_zone *hz);
+
+/* Physical frame number behind a virtual address, from /proc/self/pagemap.
+ * Returns 0 on success, -1 when not permitted (needs CAP_SYS_ADMIN) or absent. */
+LAB_API int lab_hosted_pfn_of(const void *addr, uint64_t *pfn);
+
+/* GFP_KERNEL: like lab_alloc, but when the zone has no frame for the owner
+ * (LAB_ENOMEM, LAB_EQUOTA, LAB_EFRAG) sleep until another thread frees through
+ * lab_hosted_free, or until timeout_ms passes (then the last error).  Context:
+ * threads only, never from a signal handler. */
+LAB_API int lab_hosted_alloc_wait(lab_zone_t *zone, lab_owner_t owner, unsigned order,
+                                  unsigned flags, unsigned timeout_ms, uint64_t *pfn);
+/* lab_free, then wake lab_hosted_alloc_wait sleepers of this zone. */
+LAB_API int lab_hosted_free(lab_zone_t *zone, lab_owner_t owner, uint64_t pfn, unsigned order);
+
+/* Test hooks: make lab_plat_entropy fail (1), return zeroes (2), or work (0). */
+LAB_API void lab_hosted_entropy_fault(int mode);
+/* Make lab_plat_panic longjmp-free but not abort: the message is printed and
+ * the process exits with status 134 (like abort, without a core dump). */
+LAB_API void lab_hosted_panic_exit(bool on);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,401 @@
+/*
+ * alloc.c - lab_alloc / lab_free and their address-based forms.
+ *
+ * Every call validates first and commits after (seL4's decode-then-invoke):
+ * a refused call returns before lab_ctx_enter() and has touched nothing but a
+ * statistics counter.  The commit of a free is one CAS on the head record
+ * (ALLOC -> BUSY), so of two racing frees of one block exactly one wins (P4).
+ *
+ * Order 0 with a per-CPU slot is the fast path: pop the pcp FIFO, write the
+ * record.  Its work does not depend on the pool's state: the popped frame's
+ * record was written when it entered the pcp (so it is in cache), the
+ * reserve check is a comparison, not a branch to different work (P3).
+ */
+#include "internal.h"
+
+static int refuse(struct lab_zone *z, int err)
+{
+	lab_zone_stat(z, LS_REFUSED);
+	return err;
+}
+
+static inline bool zone_ok(const struct lab_zone *z)
+{
+	return z && z->magic == LAB_ZONE_MAGIC;
+}
+
+/* Owner id -> live owner, or NULL. */
+static inline struct lab_owner *live_owner(struct lab_zone *z, lab_owner_t owner)
+{
+	if (owner == 0 || owner > z->max_owners)
+		return NULL;
+	struct lab_owner *o = owner_at(z, owner);
+	return ld_acquire(&o->state) == OWNER_ACTIVE ? o : NULL;
+}
+
+/* Order 0 from the CPU's pcp. */
+static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
+
+	if (lab_unlikely(ld_relaxed(&pcp->count) == 0) && lab_pcp_refill(c, pool) != LAB_OK)
+		return LAB_ENOMEM;
+	uint32_t count = ld_relaxed(&pcp->count);
+	/* Free frames we can see: the pool's array and our cache.  Other CPUs'
+	 * caches only add to it, so NOWAIT never takes the pool below its
+	 * reserve.  Counting reserve use is branch-free. */
+	bool in_reserve = ld_relaxed(&p->n) + count <= p->reserve;
+	if (lab_unlikely(in_reserve && !(flags & LAB_ATOMIC)))
+		return LAB_ENOMEM;
+	stat_add(&c->cpu->st.v[LS_RESERVE], in_reserve);
+
+	uint32_t x = pcp->ring[pcp->head];
+	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
+	st_relaxed(&pcp->count, count - 1);
+	if (lab_unlikely(ld_relaxed(&z->rec[x]) != rec_make(z, x, ST_PCP, 0, pool)))
+		lab_plat_panic("labyrinth: corrupt per-CPU cache");
+	*f = x;
+	return LAB_OK;
+}
+
+/* Order 0 without a pcp (nested call, or a CPU id beyond nr_cpus): one frame
+ * from G's tail under the pool lock. */
+static int alloc0_locked(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	int rc = LAB_ENOMEM;
+
+	if (!lock_get(&p->lock, c->id, c->nested))
+		return LAB_ENOMEM;
+	uint32_t n = ld_relaxed(&p->n);
+	if (n > p->reserve || (n > 0 && (flags & LAB_ATOMIC))) {
+		if (n <= p->reserve)
+			lab_ctx_stat(c, LS_RESERVE, 1);
+		if (lab_pool_pop_locked(z, pool, c->id, c->nested, f, 1) == 1)
+			rc = LAB_OK;
+	}
+	lock_put(&p->lock);
+	return rc;
+}
+
+/* The i-th set bit of m (i < popcount(m)). */
+static unsigned select_bit(uint64_t m, unsigned i)
+{
+	while (i--) /* bound: 64 */
+		m &= m - 1;
+	return (unsigned)__builtin_ctzll(m);
+}
+
+/*
+ * Order > 0: probe uniformly random aligned blocks whose colours are all the
+ * pool's; the first whose frames are all in G is claimed.  Each probe is
+ * uniform over the candidates, so the block found is uniform over the free
+ * ones.  Bound: LAB_HIGH_PROBES probes of 2^order records each.
+ */
+static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned flags, uint32_t *f)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	uint32_t K = 1u << order, C = z->nr_colours;
+	uint64_t unit = K <= C ? C : K;
+	uint64_t lo = z->base_pfn / unit, rows = (z->base_pfn + z->nr_frames - 1) / unit - lo + 1;
+	uint64_t grp = p->grp[order];
+	unsigned ng = (unsigned)lab_popcount64(grp);
+	int rc = LAB_EFRAG;
+
+	if (!lock_get(&p->lock, c->id, c->nested))
+		return LAB_ENOMEM;
+	uint32_t n = ld_relaxed(&p->n);
+	if (n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC))) {
+		lock_put(&p->lock);
+		return LAB_ENOMEM;
+	}
+	if (n - K < p->reserve)
+		lab_ctx_stat(c, LS_RESERVE, 1);
+	for (int probe = 0; probe < LAB_HIGH_PROBES; probe++) { /* bound: LAB_HIGH_PROBES */
+		uint64_t row = lo + lab_bound(lab_rng_u64(c->rng), rows);
+		unsigned g = select_bit(grp, lab_bound(lab_rng_u64(c->rng), ng));
+		uint64_t pfn = row * unit + (K <= C ? (uint64_t)g * K : 0);
+		if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
+			continue;
+		uint32_t first = (uint32_t)(pfn - z->base_pfn);
+		if (lab_pool_claim_locked(z, pool, c->id, first, order, c->rng) == 0) {
+			*f = first;
+			rc = LAB_OK;
+			break;
+		}
+	}
+	lock_put(&p->lock);
+	return rc;
+}
+
+/* Put back a block taken for an owner that died meanwhile (its records are
+ * BUSY and ours).  The generator is drawn before each lock, keeping the lock
+ * order slow_lock -> pool lock used everywhere. */
+static void give_back(struct lab_ctx *c, uint32_t pool, uint32_t f, uint32_t K)
+{
+	struct lab_pool *p = &c->z->pools[pool];
+	if (K == 1 && c->rng && lab_free_insert(c, pool, f))
+		return;
+	for (uint32_t i = 0; i < K; i++) { /* bound K */
+		bool ok;
+		uint64_t u = lab_ctx_random(c, &ok);
+		if (ok && lock_get(&p->lock, c->id, c->nested)) {
+			bool done = lab_pool_insert_locked(c->z, pool, c->id, c->nested, f + i, u);
+			lock_put(&p->lock);
+			if (done)
+				continue;
+		}
+		if (!lab_nested_queue(c, f + i))
+			lab_plat_panic("labyrinth: cannot return a frame from a nested call");
+	}
+}
+
+int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, uint64_t *pfn)
+{
+	if (!zone_ok(z))
+		return LAB_EINVAL;
+	if (!pfn || (flags & ~LAB_ALLOC_FLAGS_ALL))
+		return refuse(z, LAB_EINVAL);
+	if (order > LAB_MAX_ORDER)
+		return refuse(z, LAB_EORDER);
+	struct lab_owner *o = live_owner(z, owner);
+	if (!o)
+		return refuse(z, LAB_ENOOWNER);
+	if ((flags & LAB_EXCLUSIVE) && !(o->flags & LAB_OWNER_EXCLUSIVE))
+		return refuse(z, LAB_ENOTEXCL);
+	uint32_t pool = o->pool, K = 1u << order;
+	struct lab_pool *p = &z->pools[pool];
+	if (order && !p->grp[order])
+		return refuse(z, LAB_ECOLOUR);
+
+	struct lab_ctx c;
+	lab_ctx_enter(z, &c);
+	if (o->quota) {
+		uint64_t held = atomic_fetch_add_explicit(&o->held_q, K, memory_order_relaxed);
+		if (held + K > o->quota) {
+			atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);
+			lab_ctx_stat(&c, LS_QUOTA, 1);
+			lab_ctx_exit(&c);
+			return LAB_EQUOTA;
+		}
+	}
+
+	uint32_t f = 0;
+	int rc;
+	if (order == 0 && c.rng) {
+		rc = alloc0_pcp(&c, pool, flags, &f);
+	} else if (order == 0) {
+		rc = alloc0_locked(&c, pool, flags, &f);
+	} else {
+		bool own_rng = c.rng != NULL;
+		if (!own_rng) { /* nested or slot-less: borrow the zone generator */
+			if (lock_get(&z->slow_lock, c.id, c.nested)) {
+				c.rng = &z->slow_rng;
+				c.slow_locked = true;
+			}
+		}
+		rc = c.rng ? allocn(&c, pool, order, flags, &f) : LAB_ENOMEM;
+		if (c.slow_locked) {
+			lock_put(&z->slow_lock);
+			c.rng = NULL;
+			c.slow_locked = false;
+		}
+	}
+
+	if (rc == LAB_OK) {
+		for (uint32_t i = 1; i < K; i++)
+			st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_TAIL, order, owner));
+		uint32_t head = rec_make(z, f, ST_ALLOC, order, owner);
+		st_release(&z->rec[f], head);
+		/* Owner removal stores DYING, then makes every CPU run a barrier
+		 * (lab_plat_sync_cpus), then scans records: either it sees this
+		 * record, or we see DYING here and give the block back. */
+		atomic_signal_fence(memory_order_seq_cst);
+		if (lab_unlikely(ld_relaxed(&o->state) != OWNER_ACTIVE)) {
+			uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
+			if (atomic_compare_exchange_strong(&z->rec[f], &head, busy)) {
+				for (uint32_t i = 1; i < K; i++)
+					st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
+				give_back(&c, pool, f, K);
+			}
+			rc = LAB_ENOOWNER;
+		}
+	}
+	if (rc == LAB_OK) {
+		if ((flags & LAB_ZERO) && !(p->flags & POOL_ZEROED))
+			lab_plat_zero_frames(frame_va(z, f), K);
+		lab_ctx_held(&c, owner, (int64_t)K);
+		lab_ctx_stat(&c, LS_ALLOCS, 1);
+		*pfn = z->base_pfn + f;
+	} else {
+		if (o->quota)
+			atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);
+		lab_ctx_stat(&c, rc == LAB_EFRAG ? LS_FRAG : LS_NOMEM, 1);
+	}
+	lab_ctx_exit(&c);
+	return rc;
+}
+
+/* What freeing frame i (record v) as `order` by `owner` would mean. */
+static int classify(const struct lab_zone *z, uint32_t i, uint32_t v, lab_owner_t owner,
+                    unsigned order)
+{
+	if (rec_inpool(v))
+		return LAB_EFREE;
+	if (!rec_valid(z, i, v))
+		lab_plat_panic("labyrinth: corrupt frame record");
+	switch (rec_state(v)) {
+	case ST_ALLOC:
+		if (rec_id(v) != owner)
+			return LAB_EOWNER;
+		return rec_a(v) == order ? LAB_OK : LAB_EORDER;
+	case ST_TAIL:
+		return rec_id(v) != owner ? LAB_EOWNER : LAB_EINTERIOR;
+	default: /* PCP, DIRTY, UNASSIGNED, RESERVED, BUSY: not allocated */
+		return LAB_EFREE;
+	}
+}
+
+/* Return a block whose records we hold BUSY: scrub, then into the pool. */
+static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner, uint32_t pool,
+                       uint32_t f, uint32_t K, uint32_t head)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	bool scrub = !(p->flags & POOL_EXCL) && !(z->flags & LAB_ZONE_NO_SCRUB);
+
+	if (scrub && K == 1 && (z->flags & LAB_ZONE_DEFERRED_SCRUB) && c->rng) {
+		lab_dirty_push(c, f, owner);
+	} else if (K == 1 && c->rng) {
+		if (scrub)
+			lab_scrub_frames(c, f, 1);
+		if (!lab_free_insert(c, pool, f))
+			lab_plat_panic("labyrinth: free insert failed");
+	} else {
+		/* Nested, slot-less or order > 0: under the pool lock. */
+		bool ok;
+		uint64_t u = lab_ctx_random(c, &ok);
+		if (ok && lock_get(&p->lock, c->id, c->nested)) {
+			if (scrub)
+				lab_scrub_frames(c, f, K);
+			for (uint32_t i = 0; i < K; i++) {
+				if (i)
+					u = lab_ctx_random(c, &ok);
+				if (!ok || !lab_pool_insert_locked(z, pool, c->id, c->nested, f + i, u))
+					lab_plat_panic("labyrinth: locked insert failed");
+			}
+			lock_put(&p->lock);
+		} else if (K == 1 && lab_nested_queue(c, f)) {
+			if (scrub)
+				lab_scrub_frames(c, f, 1);
+		} else {
+			/* Cannot free now without waiting for the code we interrupted:
+			 * put the records back, nothing changed. */
+			for (uint32_t i = 1; i < K; i++)
+				st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_TAIL, rec_a(head), owner));
+			st_release(&z->rec[f], head);
+			return LAB_EBUSY;
+		}
+	}
+	lab_ctx_held(c, owner, -(int64_t)K);
+	if (o->quota)
+		atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);
+	lab_ctx_stat(c, LS_FREES, 1);
+	return LAB_OK;
+}
+
+int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
+{
+	if (!zone_ok(z))
+		return LAB_EINVAL;
+	if (order > LAB_MAX_ORDER)
+		return refuse(z, LAB_EORDER);
+	struct lab_owner *o = live_owner(z, owner);
+	if (!o)
+		return refuse(z, LAB_ENOOWNER);
+	uint32_t K = 1u << order;
+	if (pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
+		return refuse(z, LAB_ERANGE);
+	if (pfn & (K - 1))
+		return refuse(z, LAB_EALIGN);
+	uint32_t f = (uint32_t)(pfn - z->base_pfn);
+	if ((uint64_t)f + K > z->nr_frames)
+		return refuse(z, LAB_ERANGE);
+
+	uint32_t v = ld_acquire(&z->rec[f]);
+	int rc = classify(z, f, v, owner, order);
+	if (rc != LAB_OK)
+		return refuse(z, rc);
+	for (uint32_t i = 1; i < K; i++) /* bound K: a head with wrong tails is corrupt */
+		if (ld_relaxed(&z->rec[f + i]) != rec_make(z, f + i, ST_TAIL, order, owner))
+			lab_plat_panic("labyrinth: corrupt block tail");
+
+	struct lab_ctx c;
+	lab_ctx_enter(z, &c);
+	uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
+	if (!atomic_compare_exchange_strong_explicit(&z->rec[f], &v, busy, memory_order_acq_rel,
+	                                             memory_order_acquire)) {
+		/* Lost a race (double free, or teardown took it): say why. */
+		lab_ctx_exit(&c);
+		rc = classify(z, f, v, owner, order);
+		return refuse(z, rc != LAB_OK ? rc : LAB_EFREE);
+	}
+	for (uint32_t i = 1; i < K; i++)
+		st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
+	rc = free_commit(&c, o, owner, o->pool, f, K, rec_make(z, f, ST_ALLOC, order, owner));
+	lab_ctx_exit(&c);
+	return rc;
+}
+
+void *lab_pfn_to_virt(const lab_zone_t *z, uint64_t pfn)
+{
+	if (!zone_ok(z) || !z->dmap || pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
+		return NULL;
+	return frame_va(z, (uint32_t)(pfn - z->base_pfn));
+}
+
+int lab_virt_to_pfn(const lab_zone_t *z, const void *addr, uint64_t *pfn)
+{
+	if (!zone_ok(z) || !pfn)
+		return LAB_EINVAL;
+	if (!z->dmap)
+		return LAB_ENOMAP;
+	uintptr_t a = (uintptr_t)addr, b = (uintptr_t)z->dmap;
+	if (a < b || (a - b) >> LAB_FRAME_SHIFT >= z->nr_frames)
+		return LAB_ERANGE;
+	if ((a - b) & (LAB_FRAME_SIZE - 1))
+		return LAB_EALIGN;
+	*pfn = z->base_pfn + ((a - b) >> LAB_FRAME_SHIFT);
+	return LAB_OK;
+}
+
+void *lab_alloc_pages(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags)
+{
+	uint64_t pfn;
+	if (!zone_ok(z) || !z->dmap || lab_alloc(z, owner, order, flags, &pfn) != LAB_OK)
+		return NULL;
+	return frame_va(z, (uint32_t)(pfn - z->base_pfn));
+}
+
+void *lab_alloc_page(lab_zone_t *z, lab_owner_t owner, unsigned flags)
+{
+	return lab_alloc_pages(z, owner, 0, flags);
+}
+
+int lab_free_pages(lab_zone_t *z, lab_owner_t owner, void *addr, unsigned order)
+{
+	uint64_t pfn;
+	int rc = lab_virt_to_pfn(z, addr, &pfn);
+	if (rc != LAB_OK)
+		return zone_ok(z) ? refuse(z, rc) : rc;
+	return lab_free(z, owner, pfn, order);
+}
+
+int lab_free_page(lab_zone_t *z, lab_owner_t owner, void *addr)
+{
+	return lab_free_pages(z, owner, addr, 0);
+}

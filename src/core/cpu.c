@@ -1,0 +1,232 @@
+/*
+ * cpu.c - entering the zone on a CPU, and the per-CPU caches (pcp).
+ *
+ * Every public call runs between lab_ctx_enter() and lab_ctx_exit(): local
+ * interrupts saved, the CPU's nesting depth raised.  A call that finds the
+ * depth already raised interrupted this CPU inside the zone (a signal, or an
+ * interrupt on a host that cannot mask them): it is "nested" and must never
+ * touch the CPU's pcp, generator or rings, nor wait for a lock its CPU holds.
+ * Nested frees that cannot finish at once are queued for the outer call.
+ *
+ * A pcp is a FIFO of up to LAB_PCP_CAP frames of one pool, each a uniform
+ * sample of the pool's array G (taken from its tail, or displaced by an
+ * exchange).  Order-0 alloc pops the oldest; LAB_PCP_BATCH frames move to or
+ * from G's tail under the pool lock when the FIFO runs empty or full.
+ */
+#include "internal.h"
+
+void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
+{
+	c->z = z;
+	c->irq = lab_plat_irq_save();
+	c->id = lab_plat_cpu();
+	c->nested = false;
+	c->slow_locked = false;
+	c->cpu = NULL;
+	c->rng = NULL;
+	if (lab_likely(c->id < z->nr_cpus)) {
+		struct lab_cpu *cpu = cpu_at(z, c->id);
+		uint32_t depth = ld_relaxed(&cpu->busy);
+		st_relaxed(&cpu->busy, depth + 1);
+		atomic_signal_fence(memory_order_seq_cst);
+		c->cpu = cpu;
+		c->nested = depth != 0;
+		if (!c->nested) {
+			c->rng = &cpu->rng;
+			if (lab_unlikely(ld_acquire(&z->gen) != cpu->gen_seen)) {
+				cpu->gen_seen = ld_acquire(&z->gen);
+				lab_pcp_drain(z, cpu, c->id, true);
+			}
+		}
+	} else {
+		c->id = LAB_MAX_CPUS; /* one shared id for slot-less contexts */
+	}
+}
+
+/* Finish frees queued by nested calls, then leave. */
+void lab_ctx_exit(struct lab_ctx *c)
+{
+	struct lab_cpu *cpu = c->cpu;
+	if (cpu) {
+		if (!c->nested) {
+			for (;;) { /* bound: LAB_NESTED_CAP per nested call */
+				uint32_t n = ld_relaxed(&cpu->nested_count);
+				if (n == 0)
+					break;
+				uint32_t f = cpu->nested[n - 1];
+				if (!atomic_compare_exchange_strong_explicit(&cpu->nested_count, &n, n - 1,
+				                                             memory_order_relaxed,
+				                                             memory_order_relaxed))
+					continue; /* a nested call queued one meanwhile */
+				if (!lab_free_insert(c, lab_pool_of_frame(c->z, f), f))
+					lab_plat_panic("labyrinth: queued free lost");
+			}
+		}
+		atomic_signal_fence(memory_order_seq_cst);
+		st_relaxed(&cpu->busy, ld_relaxed(&cpu->busy) - 1);
+	}
+	lab_plat_irq_restore(c->irq);
+}
+
+void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v)
+{
+	if (c->cpu && !c->nested)
+		stat_add(&c->cpu->st.v[which], v);
+	else
+		atomic_fetch_add_explicit(&c->z->slow_st.v[which], v, memory_order_relaxed);
+}
+
+void lab_zone_stat(struct lab_zone *z, enum lab_stat which)
+{
+	atomic_fetch_add_explicit(&z->slow_st.v[which], 1, memory_order_relaxed);
+}
+
+void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta)
+{
+	if (c->cpu && !c->nested)
+		stat_add(&cpu_held(c->z, c->cpu)[owner], (uint64_t)delta);
+	else
+		atomic_fetch_add_explicit(&owner_at(c->z, owner)->held_slow, delta, memory_order_relaxed);
+}
+
+/* A random 64-bit value: the CPU's own generator, or the zone's shared one
+ * under slow_lock for nested and slot-less contexts (*ok = false when a
+ * nested call cannot get it). */
+uint64_t lab_ctx_random(struct lab_ctx *c, bool *ok)
+{
+	*ok = true;
+	if (c->rng)
+		return lab_rng_u64(c->rng);
+	if (!lock_get(&c->z->slow_lock, c->id, c->nested)) {
+		*ok = false;
+		return 0;
+	}
+	uint64_t u = lab_rng_u64(&c->z->slow_rng);
+	lock_put(&c->z->slow_lock);
+	return u;
+}
+
+static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
+{
+	uint32_t n = ld_relaxed(&pcp->count);
+	pcp->ring[(pcp->head + n) & (LAB_PCP_CAP - 1)] = frame;
+	st_relaxed(&pcp->count, n + 1);
+}
+
+/* Refill an empty pcp with up to LAB_PCP_BATCH frames from G's tail. */
+int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
+	uint32_t got[LAB_PCP_BATCH];
+
+	lock_get(&p->lock, c->id, false);
+	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, LAB_PCP_BATCH);
+	lock_put(&p->lock);
+	for (uint32_t j = 0; j < k; j++) {
+		st_release(&z->rec[got[j]], rec_make(z, got[j], ST_PCP, 0, pool));
+		pcp_put(pcp, got[j]);
+	}
+	return k ? LAB_OK : LAB_ENOMEM;
+}
+
+/* Move the n oldest frames of a pcp back to G's tail. */
+static void pcp_spill(struct lab_zone *z, uint32_t me, uint32_t pool, struct lab_pcp *pcp, uint32_t n)
+{
+	struct lab_pool *p = &z->pools[pool];
+	uint32_t out[LAB_PCP_CAP];
+	for (uint32_t j = 0; j < n; j++) {
+		out[j] = pcp->ring[pcp->head];
+		pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
+	}
+	st_relaxed(&pcp->count, ld_relaxed(&pcp->count) - n);
+	lock_get(&p->lock, me, false);
+	lab_pool_append_locked(z, pool, out, n);
+	lock_put(&p->lock);
+}
+
+/* Add a frame (a uniform sample of G: the one an exchange displaced) to the
+ * pcp, spilling a batch to G's tail when full. */
+void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame)
+{
+	struct lab_pcp *pcp = cpu_pcp(c->z, c->cpu, pool);
+	if (lab_unlikely(ld_relaxed(&pcp->count) == LAB_PCP_CAP))
+		pcp_spill(c->z, c->id, pool, pcp, LAB_PCP_BATCH);
+	pcp_put(pcp, frame);
+}
+
+/* Give back this CPU's cached frames: all pools, or only those no longer
+ * active (their owners are going away). */
+void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only)
+{
+	for (uint32_t pool = 0; pool < z->nr_pools; pool++) {
+		struct lab_pcp *pcp = cpu_pcp(z, cpu, pool);
+		uint32_t n = ld_relaxed(&pcp->count);
+		if (n == 0)
+			continue;
+		if (dying_only && ld_acquire(&z->pools[pool].state) == POOL_ACTIVE)
+			continue;
+		pcp_spill(z, me, pool, pcp, n);
+	}
+}
+
+/*
+ * Put frame f (record BUSY and ours, already scrubbed if it must be) into its
+ * pool.  With a pcp: exchange with a random slot, the displaced frame joins
+ * the pcp.  Otherwise insert at a random position under the pool lock.
+ * Returns false only for a nested call that could not get the lock.
+ */
+bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
+{
+	struct lab_zone *z = c->z;
+	struct lab_pool *p = &z->pools[pool];
+	bool ok;
+
+	if (pool >= z->nr_pools)
+		lab_plat_panic("labyrinth: frame outside every pool");
+	if (c->cpu && !c->nested) {
+		uint32_t g;
+		if (lab_likely(lab_pool_exchange(z, pool, cpu_pcp(z, c->cpu, pool), c->rng, c->id, f, &g))) {
+			lab_pcp_push(c, pool, g);
+			return true;
+		}
+	}
+	uint64_t u = lab_ctx_random(c, &ok);
+	if (!ok || !lock_get(&p->lock, c->id, c->nested))
+		return false;
+	ok = lab_pool_insert_locked(z, pool, c->id, c->nested, f, u);
+	lock_put(&p->lock);
+	return ok;
+}
+
+/* Queue a frame freed by a nested call for the interrupted outer call. */
+bool lab_nested_queue(struct lab_ctx *c, uint32_t f)
+{
+	struct lab_cpu *cpu = c->cpu;
+	for (;;) {
+		uint32_t n = ld_relaxed(&cpu->nested_count);
+		if (n >= LAB_NESTED_CAP)
+			return false;
+		/* Reserve index n, then fill it: only deeper nested calls can run
+		 * in between, and they reserve other indices. */
+		if (atomic_compare_exchange_strong_explicit(&cpu->nested_count, &n, n + 1,
+		                                            memory_order_relaxed, memory_order_relaxed)) {
+			cpu->nested[n] = f;
+			atomic_signal_fence(memory_order_seq_cst);
+			return true;
+		}
+	}
+}
+
+int lab_cpu_drain(lab_zone_t *z)
+{
+	struct lab_ctx c;
+	if (!z || z->magic != LAB_ZONE_MAGIC)
+		return LAB_EINVAL;
+	lab_ctx_enter(z, &c);
+	if (c.cpu && !c.nested)
+		lab_pcp_drain(z, c.cpu, c.id, false);
+	lab_ctx_exit(&c);
+	return LAB_OK;
+}

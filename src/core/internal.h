@@ -1,0 +1,428 @@
+/*
+ * internal.h - private declarations of the labyrinth core, one section per file.
+ *
+ * The big picture (docs/DESIGN-NOTES.md has the long version):
+ *
+ *  - Every frame has one 32-bit record (the frame table) and every frame of a
+ *    colour pool has one 32-bit slot in the pool's array G: 8 bytes per frame.
+ *  - A pool is the set of frames whose colours one group of owners may use.
+ *    Its free frames sit in G[0, n), kept as a uniformly shuffled array; the
+ *    record of a frame in G holds its position there, so any frame can be
+ *    found and taken out in O(1) (higher orders need that).
+ *  - Each CPU keeps, per pool, a FIFO of at most LAB_PCP_CAP frames (the pcp).
+ *    Order-0 alloc pops the pcp; order-0 free *exchanges* the freed frame
+ *    with the frame at a uniformly random position of G, and the displaced
+ *    frame joins the pcp.  So a freed frame lands at a random place, the
+ *    frames handed out are uniform samples of G, and a balanced alloc/free
+ *    stream does a fixed amount of work per call and touches no shared hot
+ *    cache line.  Imbalance moves LAB_PCP_BATCH frames between the pcp and
+ *    the tail of G under the pool's lock.
+ *  - Concurrency: a record in state BUSY is a lock on that frame (and on the
+ *    slot of G that holds it).  Exchanges lock the frame they displace with
+ *    one CAS; everything that changes n holds the pool lock and locks the
+ *    occupants of the slots it moves.  src/core/model/pool.pml models this.
+ */
+#ifndef LAB_INTERNAL_H
+#define LAB_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "labyrinth.h"
+#include "labyrinth/platform.h"
+
+/* ---- build switches: always defined, used in plain ifs --------------------- */
+
+#ifndef LAB_DEBUG
+#define LAB_DEBUG 0 /* 1: cheap asserts on every transition */
+#endif
+#ifndef LAB_HARDEN
+#define LAB_HARDEN 1 /* 1: keyed check value verified on every record read */
+#endif
+
+#define LAB_PCP_CAP (2 * LAB_PCP_BATCH) /* frames a CPU caches per pool     */
+#define LAB_XCHG_TRIES 4                /* random slots tried by an exchange */
+#define LAB_DIRTY_CAP 64                /* deferred-scrub ring per CPU       */
+#define LAB_NESTED_CAP 16               /* frees deferred by nested calls    */
+#define LAB_NESTED_SPINS 4096           /* a nested call never waits longer  */
+#define LAB_ZONE_MAGIC 0x4c414259u      /* "LABY"                            */
+#define LAB_NONE 0xffffffffu
+
+#define lab_likely(x) __builtin_expect(!!(x), 1)
+#define lab_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define lab_assert(c)                                                          \
+	do {                                                                   \
+		if (LAB_DEBUG && !(c))                                         \
+			lab_plat_panic("labyrinth: assertion failed: " #c);    \
+	} while (0)
+
+typedef _Atomic uint32_t lab_a32;
+typedef _Atomic uint64_t lab_a64;
+
+#define ld_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define ld_acquire(p) atomic_load_explicit((p), memory_order_acquire)
+#define st_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+#define st_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
+
+/* A counter only its CPU writes: plain load + store, readable by others. */
+static inline void stat_add(lab_a64 *c, uint64_t v)
+{
+	st_relaxed(c, ld_relaxed(c) + v);
+}
+
+/* Bits set in x (not __builtin_popcountll: without -mpopcnt it calls libgcc,
+ * and the core links against nothing but mem*). */
+static inline unsigned lab_popcount64(uint64_t x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* ---- rng.c: ChaCha12 keystream, one generator per CPU --------------------- */
+
+struct lab_rng {
+	uint32_t key[8];
+	uint64_t nonce;
+	uint64_t counter;
+	uint32_t buf[16];
+	uint32_t idx; /* next unused word of buf; 16 = empty */
+};
+
+void lab_rng_init(struct lab_rng *rng, const uint32_t key[8], uint64_t nonce);
+void lab_rng_refill(struct lab_rng *rng);
+void lab_chacha_block(const uint32_t key[8], uint64_t counter, uint64_t nonce, uint32_t out[16]);
+void lab_chacha_rounds(const uint32_t key[8], uint64_t counter, uint64_t nonce, uint32_t out[16],
+                       int rounds);
+
+static inline uint64_t lab_rng_u64(struct lab_rng *rng)
+{
+	if (lab_unlikely(rng->idx >= 16))
+		lab_rng_refill(rng);
+	uint64_t v = (uint64_t)rng->buf[rng->idx] | ((uint64_t)rng->buf[rng->idx + 1] << 32);
+	rng->idx += 2;
+	return v;
+}
+
+/* High 64 bits of a 64x32-bit product, exact, without __int128. */
+static inline uint64_t mulhi_64x32(uint64_t a, uint32_t b)
+{
+	uint64_t lo = (a & 0xffffffffu) * b;
+	uint64_t hi = (a >> 32) * b;
+	return (hi + (lo >> 32)) >> 32;
+}
+
+/* Uniform integer in [0, n) from a 64-bit uniform u, n <= 2^32: floor(u*n/2^64).
+ * No rejection loop, so no data-dependent time; each value has probability
+ * within n/2^64 <= 2^-32 of 1/n (the bias P1 allows, stated). */
+static inline uint32_t lab_bound(uint64_t u, uint64_t n)
+{
+	/* n == 2^32 does not fit a uint32_t multiplier: take the high word. */
+	if (lab_unlikely(n > 0xffffffffu))
+		return (uint32_t)(u >> 32);
+	return (uint32_t)mulhi_64x32(u, (uint32_t)n);
+}
+
+/* ---- record.c: the frame table ---------------------------------------------
+ *
+ *  bit 31 = 1   IN POOL: bits 30..0 = position in G >> 1.  The frame is at
+ *               slot 2p or 2p+1; G itself says which (G[slot] == frame).
+ *  bit 31 = 0   bits 30..28 state, 27..24 a, 23..12 id, 11..0 keyed check:
+ *     ALLOC     head of an allocated block: a = order, id = owner
+ *     TAIL      other frames of that block: a = order, id = owner
+ *     PCP       cached on a CPU: id = pool
+ *     DIRTY     freed, waiting for lab_scrub: id = previous owner
+ *     UNASSIGNED  free, colour in no pool: a bit 0 = dirty
+ *     RESERVED  never allocatable
+ *     BUSY      locked by the CPU id during a transition
+ *  A zero word is state 0, never valid: uninitialised memory is caught.
+ *
+ *  The check is (k1*a + k2*id + k3*state + H(frame)) mod 4096 with odd
+ *  secret k1..k3 and H a keyed multiply-shift hash: changing any single
+ *  field always changes it, several fields or a record copied from another
+ *  frame are caught with probability 1 - 2^-12.  Scudo keys its chunk
+ *  headers the same way.
+ */
+
+enum lab_state {
+	ST_INVALID = 0,
+	ST_ALLOC = 1,
+	ST_TAIL = 2,
+	ST_PCP = 3,
+	ST_DIRTY = 4,
+	ST_UNASSIGNED = 5,
+	ST_RESERVED = 6,
+	ST_BUSY = 7
+};
+
+#define REC_INPOOL 0x80000000u
+#define REC_POS_MASK 0x7fffffffu
+
+static inline bool rec_inpool(uint32_t v) { return (v & REC_INPOOL) != 0; }
+static inline uint32_t rec_state(uint32_t v) { return (v >> 28) & 7u; }
+static inline uint32_t rec_a(uint32_t v) { return (v >> 24) & 15u; }
+static inline uint32_t rec_id(uint32_t v) { return (v >> 12) & 0xfffu; }
+static inline uint32_t rec_pos(uint32_t slot) { return REC_INPOOL | (slot >> 1); }
+
+struct lab_zone;
+
+/* Keyed 12-bit hash of a frame number: multiply-shift with a secret odd
+ * multiplier (2-universal), one multiplication. */
+static inline uint32_t rec_fhash(const struct lab_zone *z, uint32_t frame);
+
+static inline uint32_t rec_make(const struct lab_zone *z, uint32_t frame, uint32_t state,
+                                uint32_t a, uint32_t id);
+/* ---- zone layout ----------------------------------------------------------- */
+
+/* One colour pool. */
+struct lab_pool {
+	lab_a32 n;     /* live entries G[0, n)                                 */
+	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
+	lab_a32 state; /* POOL_FREE, POOL_ACTIVE, POOL_DYING                   */
+	uint32_t flags;
+	uint32_t cap;      /* slots: nr_col * slice                             */
+	uint32_t nr_col;
+	uint32_t reserve;  /* frames only LAB_ATOMIC may take                   */
+	uint32_t nr_owners;
+	uint64_t mask;     /* colours                                          */
+	uint64_t div_magic; /* floor(2^64 / slice) + 1: slot -> colour slice    */
+	uint64_t grp[LAB_MAX_ORDER + 1]; /* order k: bit g = colours [g*2^k, (g+1)*2^k) all ours */
+	uint64_t rows_lo[LAB_MAX_ORDER + 1], rows_hi[LAB_MAX_ORDER + 1]; /* candidate rows */
+	uint8_t slice_colour[LAB_MAX_COLOURS];
+	uint32_t teardown_phase; /* dissolve progress                         */
+	uint64_t cursor;
+};
+
+enum { POOL_FREE = 0, POOL_ACTIVE = 1, POOL_DYING = 2 };
+#define POOL_EXCL 0x1u   /* one exclusive owner: no scrub on free         */
+#define POOL_ZEROED 0x2u /* frames in G are zero                          */
+
+struct lab_owner {
+	lab_a32 state; /* OWNER_FREE, OWNER_ACTIVE, OWNER_DYING */
+	uint32_t pool;
+	uint32_t flags;
+	uint32_t phase; /* teardown progress */
+	uint64_t colours;
+	uint64_t quota;
+	lab_a64 held_q;   /* frames held, maintained only when quota != 0 */
+	_Atomic int64_t held_slow; /* held changes made outside per-CPU counters */
+	uint64_t cursor;
+};
+
+enum { OWNER_FREE = 0, OWNER_ACTIVE = 1, OWNER_DYING = 2 };
+
+/* Per-CPU cache of one pool: FIFO of frames taken from G. */
+struct lab_pcp {
+	uint32_t head;   /* oldest entry                                    */
+	lab_a32 count;   /* written by its CPU only; read by stats anywhere */
+	uint64_t next_u; /* random draw for the next exchange, slot prefetched */
+	uint32_t ring[LAB_PCP_CAP];
+};
+
+enum lab_stat {
+	LS_ALLOCS, LS_FREES, LS_NOMEM, LS_QUOTA, LS_FRAG, LS_REFUSED, LS_SCRUBBED, LS_RESERVE,
+	LS_NR
+};
+struct lab_cpu_stats {
+	lab_a64 v[LS_NR];
+};
+
+struct lab_cpu {
+	_Atomic uint32_t busy; /* nesting depth on this CPU (same-CPU access only) */
+	uint32_t gen_seen;     /* zone->gen at last catch-up                        */
+	struct lab_rng rng;
+	struct lab_cpu_stats st;
+	lab_a32 dlock;         /* dirty ring: taken by lab_scrub on other CPUs       */
+	uint32_t dhead;        /* under dlock                                         */
+	lab_a32 dcount;        /* under dlock for writes; read by anyone              */
+	uint32_t dirty[LAB_DIRTY_CAP];
+	lab_a32 nested_count;  /* frees queued by nested calls, done by the outer one */
+	uint32_t nested[LAB_NESTED_CAP];
+	/* followed by: struct lab_pcp pcp[nr_pools]; lab_a64 held[max_owners + 1] */
+};
+
+struct lab_zone {
+	uint32_t magic;
+	uint32_t flags;
+	uint32_t nr_colours;
+	uint32_t nr_cpus;
+	uint32_t max_owners;
+	uint32_t nr_pools; /* pool slots = nr_colours */
+	uint32_t slice;    /* G slots per colour (even)                          */
+	uint32_t reserve_permille;
+	uint64_t base_pfn;
+	uint64_t nr_frames;
+	uint8_t *dmap;
+	size_t cpu_stride;
+	uint8_t *cpu_base;
+	lab_a32 *rec;      /* nr_frames records                                    */
+	lab_a32 *gstore;   /* nr_colours * slice slots                             */
+	struct lab_owner *owners; /* [max_owners + 1] */
+	struct lab_pool *pools;   /* [nr_pools]       */
+	uint32_t mac_k[3];        /* odd multipliers of the record check          */
+	uint64_t mac_h[2];        /* key of the frame hash                        */
+	uint32_t master[8];       /* master key (zone rng and derivations)        */
+	lab_a32 cfg_lock;         /* owner add/remove, pool build/dissolve        */
+	lab_a32 slow_lock;        /* slow_rng and the shared-path CPU             */
+	struct lab_rng slow_rng;  /* for CPUs without a slot and nested calls     */
+	struct lab_rng cfg_rng;   /* pool builds (under cfg_lock)                 */
+	lab_a32 gen;              /* bumped when pools die: CPUs drain at entry   */
+	_Atomic int8_t pool_of_colour[LAB_MAX_COLOURS]; /* pool index or -1 */
+	uint64_t scrub_cursor;    /* lab_scrub's walk of the frame table          */
+	lab_a64 nr_dirty_scan;    /* dirty frames only the walk can find          */
+	struct lab_cpu_stats slow_st; /* counters of calls without a CPU slot (atomic adds) */
+};
+
+static inline uint32_t rec_fhash(const struct lab_zone *z, uint32_t frame)
+{
+	return (uint32_t)((((uint64_t)frame ^ z->mac_h[0]) * z->mac_h[1]) >> 52);
+}
+
+static inline uint32_t rec_check(const struct lab_zone *z, uint32_t frame, uint32_t body)
+{
+	return (z->mac_k[0] * rec_a(body) + z->mac_k[1] * rec_id(body) +
+	        z->mac_k[2] * rec_state(body) + rec_fhash(z, frame)) & 0xfffu;
+}
+
+static inline uint32_t rec_make(const struct lab_zone *z, uint32_t frame, uint32_t state,
+                                uint32_t a, uint32_t id)
+{
+	uint32_t body = (state << 28) | (a << 24) | (id << 12);
+	return body | rec_check(z, frame, body);
+}
+
+/* Is v a well-formed non-pool record for frame (check value matches)? */
+static inline bool rec_valid(const struct lab_zone *z, uint32_t frame, uint32_t v)
+{
+	if (rec_inpool(v))
+		return true; /* validated against G where it is used */
+	if (rec_state(v) == ST_INVALID)
+		return false;
+	if (!LAB_HARDEN)
+		return true;
+	return (v & 0xfffu) == rec_check(z, frame, v & ~0xfffu);
+}
+
+static inline struct lab_cpu *cpu_at(const struct lab_zone *z, uint32_t id)
+{
+	return (struct lab_cpu *)(z->cpu_base + (size_t)id * z->cpu_stride);
+}
+static inline struct lab_pcp *cpu_pcp(const struct lab_zone *z, struct lab_cpu *c, uint32_t pool)
+{
+	(void)z;
+	return (struct lab_pcp *)((uint8_t *)c + sizeof(struct lab_cpu)) + pool;
+}
+static inline lab_a64 *cpu_held(const struct lab_zone *z, struct lab_cpu *c)
+{
+	return (lab_a64 *)((uint8_t *)cpu_pcp(z, c, 0) + (size_t)z->nr_pools * sizeof(struct lab_pcp));
+}
+
+static inline uint32_t frame_colour(const struct lab_zone *z, uint32_t frame)
+{
+	return (uint32_t)((z->base_pfn + frame) & (z->nr_colours - 1));
+}
+
+/* Slot r of pool p: colour slice r / slice, offset r % slice. */
+static inline lab_a32 *gslot(const struct lab_zone *z, const struct lab_pool *p, uint32_t r)
+{
+	uint32_t q = (uint32_t)mulhi_64x32(p->div_magic, r); /* exact: Lemire et al. 2019 */
+	uint32_t off = r - q * z->slice;
+	return &z->gstore[(size_t)p->slice_colour[q] * z->slice + off];
+}
+
+/* ---- locks (lock.c-less: all inline) ----------------------------------------
+ * A lock word holds 0 or the holder's CPU id + 1, so a nested call can tell
+ * "held by the code I interrupted" (never wait) from "held by another CPU"
+ * (wait: the holder is in a short critical section). */
+
+static inline bool lock_try(lab_a32 *l, uint32_t me)
+{
+	uint32_t zero = 0;
+	return atomic_compare_exchange_strong_explicit(l, &zero, me + 1, memory_order_acquire,
+	                                               memory_order_relaxed);
+}
+/* Returns false only when nested and the lock is ours or will not come free
+ * within LAB_NESTED_SPINS. */
+static inline bool lock_get(lab_a32 *l, uint32_t me, bool nested)
+{
+	uint32_t spins = 0;
+	for (;;) {
+		if (lock_try(l, me))
+			return true;
+		uint32_t h = ld_relaxed(l);
+		if (nested && (h == me + 1 || ++spins > LAB_NESTED_SPINS))
+			return false;
+		lab_plat_relax();
+	}
+}
+static inline void lock_put(lab_a32 *l)
+{
+	st_release(l, 0);
+}
+
+/* ---- cpu.c: entering and leaving the zone --------------------------------- */
+
+struct lab_ctx {
+	struct lab_zone *z;
+	struct lab_cpu *cpu; /* NULL: no per-CPU slot (shared path)       */
+	uint32_t id;         /* CPU id (for lock words)                   */
+	bool nested;         /* this CPU was already inside the zone      */
+	unsigned long irq;
+	struct lab_rng *rng; /* cpu->rng, or the zone's slow_rng (locked) */
+	bool slow_locked;
+};
+
+void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c);
+void lab_ctx_exit(struct lab_ctx *c);
+void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v);
+void lab_zone_stat(struct lab_zone *z, enum lab_stat which);
+void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta);
+uint64_t lab_ctx_random(struct lab_ctx *c, bool *ok);
+int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
+void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame);
+void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
+
+/* ---- pool.c: the shuffled free array of a pool ----------------------------- */
+
+bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
+                       uint32_t me, uint32_t f, uint32_t *g);
+void lab_pool_prefetch(struct lab_zone *z, uint32_t pool, uint64_t u);
+uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                             uint32_t *out, uint32_t want);
+void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k);
+bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                            uint32_t f, uint64_t u);
+int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, uint32_t first,
+                          unsigned order, struct lab_rng *rng);
+uint32_t lab_pool_slot_of(struct lab_zone *z, uint32_t pool, uint32_t frame, uint32_t v);
+void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t flags);
+uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame);
+
+/* Insert frame f (record BUSY, held by us) into pool: exchange when we have
+ * a pcp, else insert at a random position under the lock. */
+bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f);
+bool lab_nested_queue(struct lab_ctx *c, uint32_t f);
+
+/* ---- owner.c ------------------------------------------------------------------ */
+static inline struct lab_owner *owner_at(const struct lab_zone *z, uint32_t id)
+{
+	return &z->owners[id];
+}
+
+/* ---- scrub.c ------------------------------------------------------------------- */
+void lab_scrub_frames(struct lab_ctx *c, uint32_t frame, uint32_t nr);
+void lab_dirty_push(struct lab_ctx *c, uint32_t frame, uint32_t owner);
+size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget);
+void lab_scrub_release(struct lab_ctx *c, uint32_t frame);
+
+static inline void *frame_va(const struct lab_zone *z, uint32_t frame)
+{
+	return z->dmap + ((size_t)frame << LAB_FRAME_SHIFT);
+}
+
+#endif /* LAB_INTERNAL_H */

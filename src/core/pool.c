@@ -1,0 +1,361 @@
+/*
+ * pool.c - a colour pool's free frames: a uniformly shuffled array G[0, n).
+ *
+ * Invariants (checked by lab_check, modelled in src/core/model/pool.pml):
+ *  I1  a frame whose record is IN POOL(p) sits in slot 2p or 2p+1, below n,
+ *      and no other live slot names it; every live slot names such a frame.
+ *  I2  G[0, n) is a uniformly random arrangement of the pool's free frames
+ *      as far as anyone without the CSPRNG's output can tell: frames enter at
+ *      a uniformly random slot (exchange, or inside-out Fisher-Yates insert),
+ *      or at the tail when they are themselves uniform samples of G (pcp
+ *      spill); they leave from a random slot (exchange) or the tail (refill).
+ *  I3  n only changes under the pool lock.  Whoever moves a frame between
+ *      slots, or out of G, first locks the frame (its record becomes BUSY),
+ *      so the slot holding a locked frame cannot change under the locker.
+ *
+ * Ordering rules that make lock-free exchanges safe against concurrent
+ * pops/appends/claims (each is argued where it is used):
+ *  - a slot is written before the record that points to it (release);
+ *  - when n shrinks, n is published before the moved frame's new record;
+ *  - an exchanger that locked a frame re-reads n and accepts only a slot
+ *    below it holding that frame, else undoes its lock and tries again.
+ */
+#include "internal.h"
+
+static inline struct lab_pool *pool_at(struct lab_zone *z, uint32_t pool)
+{
+	return &z->pools[pool];
+}
+
+static inline uint32_t busy_rec(const struct lab_zone *z, uint32_t frame, uint32_t me)
+{
+	return rec_make(z, frame, ST_BUSY, 0, me & 0xfffu);
+}
+
+static inline bool cas_rec(struct lab_zone *z, uint32_t frame, uint32_t *expect, uint32_t desired)
+{
+	return atomic_compare_exchange_strong_explicit(&z->rec[frame], expect, desired,
+	                                               memory_order_acq_rel, memory_order_acquire);
+}
+
+static void corrupt_array(void)
+{
+	lab_plat_panic("labyrinth: corrupt pool array");
+}
+
+/* The slot holding frame f whose in-pool record is v, among the live slots
+ * [0, n); LAB_NONE if neither candidate holds it. */
+static inline uint32_t locate(struct lab_zone *z, struct lab_pool *p, uint32_t f, uint32_t v,
+                              uint32_t n)
+{
+	uint32_t s = (v & REC_POS_MASK) << 1;
+	if (s < n && ld_relaxed(gslot(z, p, s)) == f)
+		return s;
+	if (s + 1 < n && ld_relaxed(gslot(z, p, s + 1)) == f)
+		return s + 1;
+	return LAB_NONE;
+}
+
+uint32_t lab_pool_slot_of(struct lab_zone *z, uint32_t pool, uint32_t frame, uint32_t v)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	return locate(z, p, frame, v, ld_acquire(&p->n));
+}
+
+uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
+{
+	int8_t pi = ld_acquire(&z->pool_of_colour[frame_colour(z, frame)]);
+	return pi < 0 ? LAB_NONE : (uint32_t)pi;
+}
+
+void lab_pool_prefetch(struct lab_zone *z, uint32_t pool, uint64_t u)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t n = ld_relaxed(&p->n);
+	if (n)
+		__builtin_prefetch(gslot(z, p, lab_bound(u, n)), 1, 3);
+}
+
+/*
+ * Exchange: put frame f (BUSY, ours) into a uniformly random slot r of G and
+ * take out the frame g that was there; g becomes PCP(pool) and is returned.
+ * Lock-free: one CAS on g's record.  Fails (false) if G is empty or the
+ * random slots tried were all contended; the caller then inserts f under the
+ * pool lock.  The draw for this call was made (and its slot prefetched) by
+ * the previous call, so the slot is in cache whatever the pool's size (P3).
+ */
+bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
+                       uint32_t me, uint32_t f, uint32_t *g_out)
+{
+	struct lab_pool *p = pool_at(z, pool);
+
+	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
+		uint32_t n = ld_acquire(&p->n);
+		if (n == 0)
+			return false;
+		uint64_t u = pcp->next_u;
+		pcp->next_u = lab_rng_u64(rng);
+		uint32_t r = lab_bound(u, n);
+		__builtin_prefetch(gslot(z, p, lab_bound(pcp->next_u, n)), 1, 3);
+
+		uint32_t g = ld_relaxed(gslot(z, p, r));
+		if (lab_unlikely(g >= z->nr_frames))
+			corrupt_array();
+		uint32_t v = rec_pos(r);
+		if (!cas_rec(z, g, &v, busy_rec(z, g, me)))
+			continue; /* g moved or is locked: another slot */
+		/* We own g.  A frame we locked is in a live slot unless an append
+		 * has not published it yet, or we read a stale copy of a dead slot:
+		 * re-read n (acquire pairs with the publisher) and look again. */
+		uint32_t s = locate(z, p, g, rec_pos(r), ld_acquire(&p->n));
+		if (s == LAB_NONE) {
+			st_release(&z->rec[g], rec_pos(r));
+			continue;
+		}
+		st_relaxed(gslot(z, p, s), f);
+		st_release(&z->rec[f], rec_pos(s));
+		st_release(&z->rec[g], rec_make(z, g, ST_PCP, 0, pool));
+		*g_out = g;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Lock the occupant of live slot s (pool lock held, so s stays live).  An
+ * exchanger may hold it for a moment: wait, unless nested, where we give up
+ * after LAB_NESTED_SPINS (the holder may be the code we interrupted).
+ * Returns the frame, or LAB_NONE (nested give-up).
+ */
+static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
+                              bool nested)
+{
+	uint32_t spins = 0, strange = 0;
+	for (;;) {
+		uint32_t y = ld_acquire(gslot(z, p, s));
+		if (lab_unlikely(y >= z->nr_frames))
+			corrupt_array();
+		uint32_t v = rec_pos(s);
+		if (cas_rec(z, y, &v, busy_rec(z, y, me))) {
+			if (ld_relaxed(gslot(z, p, s)) == y)
+				return y;
+			/* y sits in the sibling slot s^1 (same record): not ours. */
+			st_release(&z->rec[y], rec_pos(s));
+			strange = 0;
+		} else if ((rec_inpool(v) || rec_state(v) != ST_BUSY) &&
+		           ld_acquire(gslot(z, p, s)) == y) {
+			/* Live slot s still names y, yet y's record (read after its
+			 * writer wrote the slot) says y is elsewhere and nobody holds
+			 * it.  A frame can leave and come back in between, so only a
+			 * state that persists is corruption. */
+			if (++strange > 64)
+				corrupt_array();
+		} else {
+			strange = 0;
+		}
+		if (nested && ++spins > LAB_NESTED_SPINS)
+			return LAB_NONE;
+		lab_plat_relax();
+	}
+}
+
+/*
+ * Take up to `want` frames from the tail of G (pool lock held).  They are a
+ * uniform sample because G is uniformly arranged (I2).  Their records are
+ * left BUSY for the caller to set.  Returns how many were taken.
+ */
+uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                             uint32_t *out, uint32_t want)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t n = ld_relaxed(&p->n);
+	uint32_t k = want < n ? want : n;
+
+	for (uint32_t j = 0; j < k; j++) { /* bound: want <= LAB_PCP_BATCH */
+		uint32_t y = lock_occupant(z, p, n - 1 - j, me, nested);
+		if (y == LAB_NONE) {
+			while (j--) /* undo: n is unchanged, so the slots are too */
+				st_release(&z->rec[out[j]], rec_pos(n - 1 - j));
+			return 0;
+		}
+		out[j] = y;
+	}
+	st_release(&p->n, n - k);
+	return k;
+}
+
+/* Append frames (BUSY, ours) at the tail, pool lock held.  Used for frames
+ * that are uniform samples of G already (pcp spill, drain).  Slot, then
+ * record, then n: an exchanger that locks one of them before n is published
+ * does not find it below n and undoes. */
+void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t n = ld_relaxed(&p->n);
+	if (lab_unlikely(n + k > p->cap))
+		corrupt_array();
+	for (uint32_t j = 0; j < k; j++) {
+		st_relaxed(gslot(z, p, n + j), in[j]);
+		st_release(&z->rec[in[j]], rec_pos(n + j));
+	}
+	st_release(&p->n, n + k);
+}
+
+/*
+ * Insert frame f (BUSY, ours) at a uniformly random position r in [0, n]
+ * (inside-out Fisher-Yates: the occupant of r moves to the new slot n), pool
+ * lock held.  Keeps I2 for frames that are not random samples (a freed frame).
+ * Returns false only when nested and the occupant could not be locked.
+ */
+bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                            uint32_t f, uint64_t u)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t n = ld_relaxed(&p->n);
+	if (lab_unlikely(n + 1 > p->cap))
+		corrupt_array();
+	uint32_t r = lab_bound(u, (uint64_t)n + 1);
+	if (r == n) {
+		lab_pool_append_locked(z, pool, &f, 1);
+		return true;
+	}
+	uint32_t y = lock_occupant(z, p, r, me, nested);
+	if (y == LAB_NONE)
+		return false;
+	/* Slots first, then n, then the records: an exchanger that read the
+	 * stale y at r and locks it after its record names slot n finds it there. */
+	st_relaxed(gslot(z, p, n), y);
+	st_relaxed(gslot(z, p, r), f);
+	st_release(&p->n, n + 1);
+	st_release(&z->rec[y], rec_pos(n));
+	st_release(&z->rec[f], rec_pos(r));
+	return true;
+}
+
+/* Remove live slot s, whose frame we hold locked, by moving the tail into
+ * it.  If the tail holds a frame of the block [first, first + K) we claim it
+ * too (counted in *claimed).  Pool lock held. */
+static void remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
+                        uint32_t first, uint32_t K, uint32_t *claimed)
+{
+	for (;;) { /* bound: K iterations over the whole claim */
+		uint32_t n = ld_relaxed(&p->n);
+		uint32_t t = n - 1;
+		if (t == s) {
+			st_release(&p->n, t);
+			return;
+		}
+		uint32_t y = lock_occupant(z, p, t, me, false);
+		if (y - first < K) {
+			/* A frame of our block at the tail: claim it on the way. */
+			st_release(&p->n, t);
+			(*claimed)++;
+			continue;
+		}
+		st_relaxed(gslot(z, p, s), y);
+		st_release(&p->n, t);
+		st_release(&z->rec[y], rec_pos(s));
+		return;
+	}
+}
+
+/*
+ * Take the aligned block [first, first + 2^order) out of G if every frame of
+ * it is there (pool lock held).  Returns 0 with all frames BUSY and ours, or
+ * -1 with nothing changed in distribution (frames taken before a conflict are
+ * put back at random positions).
+ */
+int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, uint32_t first,
+                          unsigned order, struct lab_rng *rng)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t K = 1u << order;
+	uint32_t claimed = 0;
+
+	for (uint32_t i = 0; i < K; i++) /* cheap pre-check, bound K */
+		if (!rec_inpool(ld_relaxed(&z->rec[first + i])))
+			return -1;
+
+	for (uint32_t i = 0; i < K; i++) { /* bound K */
+		uint32_t f = first + i;
+		uint32_t v = ld_acquire(&z->rec[f]);
+		if (v == busy_rec(z, f, me))
+			continue; /* claimed from the tail already */
+		if (!rec_inpool(v) || !cas_rec(z, f, &v, busy_rec(z, f, me)))
+			goto abort; /* an exchange took it meanwhile */
+		uint32_t s = locate(z, p, f, v, ld_relaxed(&p->n));
+		if (s == LAB_NONE)
+			corrupt_array();
+		claimed++;
+		remove_slot(z, p, s, me, first, K, &claimed);
+	}
+	if (claimed != K)
+		corrupt_array();
+	return 0;
+
+abort:
+	for (uint32_t i = 0; i < K; i++) {
+		uint32_t f = first + i;
+		if (ld_relaxed(&z->rec[f]) == busy_rec(z, f, me))
+			lab_pool_insert_locked(z, pool, me, false, f, lab_rng_u64(rng));
+	}
+	return -1;
+}
+
+/*
+ * Build pool `pool` over colours `mask` (configuration lock held, pool not
+ * yet visible): gather the clean unassigned frames of those colours, shuffle
+ * them (Fisher-Yates with cfg_rng, which cfg_lock protects), record their
+ * positions.
+ */
+void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t flags)
+{
+	struct lab_pool *p = pool_at(z, pool);
+	uint32_t C = z->nr_colours, nc = 0, n = 0;
+
+	p->mask = mask;
+	p->flags = flags;
+	for (uint32_t c = 0; c < C; c++)
+		if (mask >> c & 1)
+			p->slice_colour[nc++] = (uint8_t)c;
+	p->nr_col = nc;
+	p->cap = nc * z->slice;
+	p->div_magic = UINT64_MAX / z->slice + 1;
+	for (unsigned k = 0; k <= LAB_MAX_ORDER; k++) {
+		uint64_t grp = 0;
+		if ((1u << k) <= C) {
+			uint32_t w = 1u << k;
+			uint64_t ones = w == 64 ? UINT64_MAX : ((1ull << w) - 1);
+			for (uint32_t g = 0; g < C / w; g++)
+				if (((mask >> (g * w)) & ones) == ones)
+					grp |= 1ull << g;
+		} else if (nc == C) {
+			grp = 1;
+		}
+		p->grp[k] = grp;
+	}
+
+	for (uint32_t ci = 0; ci < nc; ci++) {
+		uint32_t c = p->slice_colour[ci];
+		uint64_t i0 = (c - (z->base_pfn & (C - 1))) & (C - 1);
+		for (uint64_t i = i0; i < z->nr_frames; i += C) {
+			uint32_t f = (uint32_t)i;
+			if (ld_relaxed(&z->rec[f]) == rec_make(z, f, ST_UNASSIGNED, 0, 0))
+				st_relaxed(gslot(z, p, n++), f);
+		}
+	}
+	for (uint32_t j = n; j > 1; j--) { /* Fisher-Yates, bound n */
+		uint32_t r = lab_bound(lab_rng_u64(&z->cfg_rng), j);
+		uint32_t a = ld_relaxed(gslot(z, p, j - 1)), b = ld_relaxed(gslot(z, p, r));
+		st_relaxed(gslot(z, p, j - 1), b);
+		st_relaxed(gslot(z, p, r), a);
+	}
+	for (uint32_t j = 0; j < n; j++)
+		st_relaxed(&z->rec[ld_relaxed(gslot(z, p, j))], rec_pos(j));
+	p->reserve = (uint32_t)((uint64_t)n * z->reserve_permille / 1000);
+	p->nr_owners = 0;
+	p->teardown_phase = 0;
+	p->cursor = 0;
+	st_relaxed(&p->lock, 0);
+	st_release(&p->n, n);
+}

@@ -1,0 +1,313 @@
+/*
+ * zone.c - zone geometry, metadata layout, initialisation and keys.
+ *
+ * Layout of the caller's metadata (each part 64-byte aligned):
+ *   struct lab_zone | owners[max_owners+1] | pools[nr_colours] |
+ *   per-CPU blocks[nr_cpus] (struct lab_cpu, pcps, held counters) |
+ *   records[nr_frames] (4 B) | pool slots[nr_colours * slice] (4 B)
+ * slice = ceil(nr_frames / nr_colours) rounded up to even, so the per-frame
+ * cost is 8 bytes (plus < 8 * nr_colours bytes of padding in all).
+ * lab_zone_init validates everything and gathers entropy before writing a
+ * byte: a refused init leaves the buffer untouched (P7).
+ */
+#include "internal.h"
+
+#define ALIGN64(x) (((x) + 63u) & ~(uint64_t)63u)
+
+struct layout {
+	uint64_t owners, pools, cpus, cpu_stride, rec, gstore, total, slice;
+};
+
+static bool is_pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static int check_cfg(const struct lab_zone_cfg *cfg)
+{
+	if (!cfg)
+		return LAB_EINVAL;
+	if (cfg->flags & ~LAB_ZONE_FLAGS_ALL)
+		return LAB_EINVAL;
+	if (cfg->nr_frames == 0 || cfg->nr_frames > (1ull << 32))
+		return LAB_EGEOMETRY;
+	if (cfg->base_pfn > (1ull << 52) || cfg->base_pfn + cfg->nr_frames > (1ull << 52))
+		return LAB_EGEOMETRY; /* addresses must fit 64 bits */
+	if (!is_pow2(cfg->nr_colours) || cfg->nr_colours > LAB_MAX_COLOURS)
+		return LAB_EGEOMETRY;
+	if (cfg->nr_cpus == 0 || cfg->nr_cpus > LAB_MAX_CPUS)
+		return LAB_EINVAL;
+	if (cfg->max_owners == 0 || cfg->max_owners > LAB_MAX_OWNERS)
+		return LAB_EINVAL;
+	if (cfg->reserve_permille > 1000)
+		return LAB_EINVAL;
+	if (!cfg->dmap_base && !(cfg->flags & LAB_ZONE_NO_SCRUB))
+		return LAB_EINVAL;
+	if ((uintptr_t)cfg->dmap_base & (LAB_FRAME_SIZE - 1))
+		return LAB_EGEOMETRY;
+	if (cfg->dmap_base &&
+	    (uintptr_t)cfg->dmap_base + (cfg->nr_frames << LAB_FRAME_SHIFT) - 1 < (uintptr_t)cfg->dmap_base)
+		return LAB_EGEOMETRY; /* direct map wraps */
+	if (cfg->seed && cfg->seed_len < 32)
+		return LAB_EENTROPY;
+	return LAB_OK;
+}
+
+static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
+{
+	int rc = check_cfg(cfg);
+	if (rc != LAB_OK)
+		return rc;
+	uint64_t C = cfg->nr_colours, N = cfg->nr_frames;
+	l->slice = (N + C - 1) / C;
+	l->slice += l->slice & 1;
+	l->owners = ALIGN64(sizeof(struct lab_zone));
+	l->pools = l->owners + ALIGN64((cfg->max_owners + 1ull) * sizeof(struct lab_owner));
+	l->cpus = l->pools + ALIGN64(C * sizeof(struct lab_pool));
+	l->cpu_stride = ALIGN64(sizeof(struct lab_cpu) + C * sizeof(struct lab_pcp) +
+	                        (cfg->max_owners + 1ull) * sizeof(lab_a64));
+	l->rec = l->cpus + cfg->nr_cpus * l->cpu_stride;
+	l->gstore = l->rec + ALIGN64(N * 4);
+	l->total = l->gstore + ALIGN64(C * l->slice * 4);
+	if (l->total > SIZE_MAX)
+		return LAB_EGEOMETRY;
+	return LAB_OK;
+}
+
+void lab_zone_cfg_default(struct lab_zone_cfg *cfg, uint64_t base_pfn, uint64_t nr_frames,
+                          void *dmap_base)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->base_pfn = base_pfn;
+	cfg->nr_frames = nr_frames;
+	cfg->dmap_base = dmap_base;
+	cfg->nr_colours = 32;
+	cfg->nr_cpus = 1;
+	cfg->max_owners = 64;
+	cfg->reserve_permille = 15;
+}
+
+size_t lab_zone_meta_size(const struct lab_zone_cfg *cfg)
+{
+	struct layout l;
+	return layout_of(cfg, &l) == LAB_OK ? (size_t)l.total : 0;
+}
+
+void lab_meta_breakdown(const struct lab_zone_cfg *cfg, size_t *per_frame, size_t *fixed)
+{
+	struct layout l;
+	if (layout_of(cfg, &l) != LAB_OK) {
+		if (per_frame)
+			*per_frame = 0;
+		if (fixed)
+			*fixed = 0;
+		return;
+	}
+	/* 4 bytes of record + 4 of pool slot per frame; the rest is fixed. */
+	if (per_frame)
+		*per_frame = 8;
+	if (fixed)
+		*fixed = (size_t)(l.total - 8 * cfg->nr_frames);
+}
+
+/* Absorb a caller seed into a 256-bit key: each 32-byte chunk is xored into
+ * the key, which is then replaced by a ChaCha block keyed by itself. */
+static void key_from_seed(uint32_t key[8], const uint8_t *seed, size_t len)
+{
+	uint32_t out[16];
+	memset(key, 0, 32);
+	for (size_t off = 0; off < len; off += 32) {
+		uint32_t chunk[8] = {0};
+		memcpy(chunk, seed + off, len - off < 32 ? len - off : 32);
+		for (int i = 0; i < 8; i++)
+			key[i] ^= chunk[i];
+		lab_chacha_block(key, off / 32, 0x736565646b657921ull /* "seedkey!" */, out);
+		memcpy(key, out, 32);
+	}
+}
+
+/* Sub-key number `which` of the master key. */
+static void derive(const uint32_t master[8], uint64_t which, uint32_t out[16])
+{
+	lab_chacha_block(master, 0, which, out);
+}
+
+#define DERIVE_MAC 0x6d61630000000000ull
+#define DERIVE_CPU 0x6370750000000000ull
+#define DERIVE_SLOW 0x736c6f7700000000ull
+#define DERIVE_CFG 0x6366670000000000ull
+
+/* (Re)key every generator from z->master. */
+static void key_generators(struct lab_zone *z)
+{
+	uint32_t k[16];
+	for (uint32_t i = 0; i < z->nr_cpus; i++) {
+		struct lab_cpu *cpu = cpu_at(z, i);
+		derive(z->master, DERIVE_CPU | i, k);
+		lab_rng_init(&cpu->rng, k, i);
+		for (uint32_t p = 0; p < z->nr_pools; p++)
+			cpu_pcp(z, cpu, p)->next_u = lab_rng_u64(&cpu->rng);
+	}
+	derive(z->master, DERIVE_SLOW, k);
+	lab_rng_init(&z->slow_rng, k, 0);
+	derive(z->master, DERIVE_CFG, k);
+	lab_rng_init(&z->cfg_rng, k, 1);
+	memset(k, 0, sizeof(k));
+}
+
+static int get_master(uint32_t master[8], const void *seed, size_t seed_len)
+{
+	if (seed) {
+		key_from_seed(master, seed, seed_len);
+		return LAB_OK;
+	}
+	memset(master, 0, 32);
+	if (lab_plat_entropy(master, 32) != 0)
+		return LAB_EENTROPY;
+	/* A source that "succeeds" with all zeroes is broken, not lucky. */
+	uint32_t acc = 0;
+	for (int i = 0; i < 8; i++)
+		acc |= master[i];
+	return acc ? LAB_OK : LAB_EENTROPY;
+}
+
+int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct lab_zone_cfg *cfg)
+{
+	struct layout l;
+	uint32_t master[8];
+
+	if (!zone || !meta || ((uintptr_t)meta & 63))
+		return LAB_EINVAL;
+	int rc = layout_of(cfg, &l);
+	if (rc != LAB_OK)
+		return rc;
+	if (meta_size < l.total)
+		return LAB_ENOSPC;
+	rc = get_master(master, cfg->seed, cfg->seed_len);
+	if (rc != LAB_OK)
+		return rc;
+
+	uint8_t *base = meta;
+	memset(base, 0, (size_t)l.rec); /* header, owners, pools, CPUs */
+	struct lab_zone *z = (struct lab_zone *)base;
+	z->flags = cfg->flags;
+	z->nr_colours = cfg->nr_colours;
+	z->nr_cpus = cfg->nr_cpus;
+	z->max_owners = cfg->max_owners;
+	z->nr_pools = cfg->nr_colours;
+	z->slice = (uint32_t)l.slice;
+	z->reserve_permille = cfg->reserve_permille;
+	z->base_pfn = cfg->base_pfn;
+	z->nr_frames = cfg->nr_frames;
+	z->dmap = cfg->dmap_base;
+	z->cpu_stride = (size_t)l.cpu_stride;
+	z->cpu_base = base + l.cpus;
+	z->owners = (struct lab_owner *)(base + l.owners);
+	z->pools = (struct lab_pool *)(base + l.pools);
+	z->rec = (lab_a32 *)(base + l.rec);
+	z->gstore = (lab_a32 *)(base + l.gstore);
+	memcpy(z->master, master, sizeof(master));
+	memset(master, 0, sizeof(master));
+
+	uint32_t k[16];
+	derive(z->master, DERIVE_MAC, k);
+	z->mac_k[0] = k[0] | 1;
+	z->mac_k[1] = k[1] | 1;
+	z->mac_k[2] = k[2] | 1;
+	z->mac_h[0] = (uint64_t)k[3] << 32 | k[4];
+	z->mac_h[1] = ((uint64_t)k[5] << 32 | k[6]) | 1;
+	key_generators(z);
+	for (uint32_t c = 0; c < LAB_MAX_COLOURS; c++)
+		st_relaxed(&z->pool_of_colour[c], (int8_t)-1);
+
+	bool dirty = !(cfg->flags & (LAB_ZONE_ZEROED | LAB_ZONE_NO_SCRUB));
+	for (uint64_t f = 0; f < z->nr_frames; f++)
+		st_relaxed(&z->rec[f], rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0));
+	st_relaxed(&z->nr_dirty_scan, dirty ? z->nr_frames : 0);
+	memset(base + l.gstore, 0, (size_t)(l.total - l.gstore));
+	z->magic = LAB_ZONE_MAGIC;
+	*zone = z;
+	return LAB_OK;
+}
+
+int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
+{
+	if (!z || z->magic != LAB_ZONE_MAGIC)
+		return LAB_EINVAL;
+	if (nr == 0 || pfn < z->base_pfn || pfn - z->base_pfn > z->nr_frames ||
+	    nr > z->nr_frames - (pfn - z->base_pfn))
+		return LAB_ERANGE;
+	uint32_t first = (uint32_t)(pfn - z->base_pfn);
+	struct lab_ctx c;
+	lab_ctx_enter(z, &c);
+	lock_get(&z->cfg_lock, c.id, false);
+	int rc = LAB_OK;
+	for (uint64_t i = 0; i < nr; i++) { /* validate first, then commit */
+		uint32_t v = ld_relaxed(&z->rec[first + i]);
+		if (rec_inpool(v) || rec_state(v) != ST_UNASSIGNED) {
+			rc = LAB_EBUSY;
+			break;
+		}
+	}
+	if (rc == LAB_OK) {
+		for (uint64_t i = 0; i < nr; i++) {
+			uint32_t f = first + (uint32_t)i;
+			if (rec_a(ld_relaxed(&z->rec[f])) & 1)
+				atomic_fetch_sub_explicit(&z->nr_dirty_scan, 1, memory_order_relaxed);
+			st_release(&z->rec[f], rec_make(z, f, ST_RESERVED, 0, 0));
+		}
+	}
+	lock_put(&z->cfg_lock);
+	lab_ctx_exit(&c);
+	return rc;
+}
+
+int lab_reseed(lab_zone_t *z, const void *seed, size_t seed_len)
+{
+	uint32_t master[8];
+	if (!z || z->magic != LAB_ZONE_MAGIC)
+		return LAB_EINVAL;
+	if (seed && seed_len < 32)
+		return LAB_EENTROPY;
+	int rc = get_master(master, seed, seed_len);
+	if (rc != LAB_OK)
+		return rc;
+	/* The record check keys stay: they are baked into every record. */
+	memcpy(z->master, master, sizeof(master));
+	memset(master, 0, sizeof(master));
+	key_generators(z);
+	return LAB_OK;
+}
+
+const char *lab_strerror(int err)
+{
+	switch (err) {
+	case LAB_OK: return "success";
+	case LAB_ENOMEM: return "no eligible free frame";
+	case LAB_EQUOTA: return "owner at quota";
+	case LAB_EFRAG: return "no free block of that order found";
+	case LAB_EINVAL: return "invalid argument";
+	case LAB_ERANGE: return "frame outside the zone";
+	case LAB_EALIGN: return "frame not aligned to the order";
+	case LAB_EORDER: return "wrong or unsupported order";
+	case LAB_EOWNER: return "frame belongs to another owner";
+	case LAB_EFREE: return "frame is not allocated (double free?)";
+	case LAB_EINTERIOR: return "frame is inside a larger block";
+	case LAB_ENOOWNER: return "no such owner";
+	case LAB_EEXIST: return "owner already registered";
+	case LAB_EOVERLAP: return "colours overlap another owner's";
+	case LAB_ESHARED: return "exclusive colours overlap shared colours";
+	case LAB_ENOTEXCL: return "owner is not exclusive";
+	case LAB_ECOLOUR: return "owner's colours cannot hold a block of that order";
+	case LAB_EAGAIN: return "more work remains";
+	case LAB_EBUSY: return "busy: frames in use or cached";
+	case LAB_EENTROPY: return "entropy source failed";
+	case LAB_EGEOMETRY: return "invalid zone geometry";
+	case LAB_ENOSPC: return "metadata buffer too small";
+	case LAB_ECORRUPT: return "metadata corrupt";
+	case LAB_ENOMAP: return "zone has no direct map";
+	}
+	return "unknown error";
+}

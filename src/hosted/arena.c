@@ -1,0 +1,145 @@
+/*
+ * arena.c - hosted zones over anonymous memory.
+ *
+ * The arena is 2 MiB aligned and asked for transparent huge pages: inside a
+ * 2 MiB page, physical address bits 12-20 equal the virtual ones, so for up
+ * to 512 colours the colour of arena frame i is i mod colours, exactly as on
+ * bare metal.  Without huge pages (or inside a VM whose host backs guest RAM
+ * with 4 KiB pages) the colours are arena-relative; lab_hosted_zone says
+ * which case holds.  Real PFNs come from /proc/self/pagemap when readable.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "labyrinth/hosted.h"
+
+#define HUGE (2ull << 20)
+
+int lab_hosted_pfn_of(const void *addr, uint64_t *pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	uint64_t ent = 0;
+	off_t off = (off_t)((uintptr_t)addr / 4096) * 8;
+	ssize_t r = pread(fd, &ent, sizeof(ent), off);
+	close(fd);
+	if (r != (ssize_t)sizeof(ent) || !(ent >> 63))
+		return -1;
+	uint64_t p = ent & ((1ull << 55) - 1);
+	if (!p)
+		return -1; /* present, but PFNs hidden from us (no CAP_SYS_ADMIN) */
+	*pfn = p;
+	return 0;
+}
+
+static void *map_aligned(uint64_t bytes, bool noreserve)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+	uint8_t *p = mmap(NULL, bytes + HUGE, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	uint8_t *end = p + bytes + HUGE, *aend = a + bytes;
+	if (end > aend)
+		munmap(aend, (size_t)(end - aend));
+	return a;
+}
+
+int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz)
+{
+	struct lab_geometry g;
+	struct lab_zone_cfg cfg;
+
+	memset(hz, 0, sizeof(*hz));
+	if (!o || o->bytes < 4096 || (o->no_touch && !(o->zone_flags & LAB_ZONE_NO_SCRUB)))
+		return LAB_EINVAL;
+	lab_hosted_geometry(&g);
+	hz->nr_frames = o->bytes / 4096;
+	hz->colours = o->colours ? o->colours : g.colours;
+	hz->arena_bytes = (size_t)(((hz->nr_frames * 4096) + HUGE - 1) & ~(HUGE - 1));
+	hz->arena = map_aligned(hz->arena_bytes, o->no_touch);
+	if (!hz->arena) {
+		snprintf(hz->why, sizeof(hz->why), "cannot map %llu bytes: %s",
+		         (unsigned long long)hz->arena_bytes, strerror(errno));
+		return LAB_ENOSPC;
+	}
+	if (!o->no_touch) {
+		madvise(hz->arena, hz->arena_bytes, MADV_HUGEPAGE);
+		((volatile uint8_t *)hz->arena)[0] = 0; /* fault in the first page */
+		uint64_t p0, p1;
+		if (lab_hosted_pfn_of(hz->arena, &p0) == 0) {
+			hz->real_pfns = true;
+			hz->base_pfn = p0;
+			if (hz->nr_frames >= 512) {
+				((volatile uint8_t *)hz->arena)[HUGE - 4096] = 0;
+				hz->hugepages = lab_hosted_pfn_of((uint8_t *)hz->arena + HUGE - 4096, &p1) == 0 &&
+				                p1 == p0 + 511 && (p0 & 511) == 0;
+			}
+			if (!hz->hugepages)
+				snprintf(hz->why, sizeof(hz->why),
+				         "no 2 MiB pages behind the arena: colours are arena-relative");
+		} else {
+			snprintf(hz->why, sizeof(hz->why),
+			         "/proc/self/pagemap hides PFNs (needs CAP_SYS_ADMIN): arena-relative PFNs");
+		}
+	} else {
+		snprintf(hz->why, sizeof(hz->why), "arena never touched (no-scrub benchmark zone)");
+	}
+	if (hz->real_pfns && !hz->hugepages)
+		hz->base_pfn = 0; /* a 4 KiB page's PFN says nothing about its neighbours */
+
+	lab_zone_cfg_default(&cfg, hz->base_pfn, hz->nr_frames, hz->arena);
+	cfg.nr_colours = hz->colours;
+	cfg.nr_cpus = o->nr_cpus ? o->nr_cpus : g.nr_cpus;
+	cfg.max_owners = o->max_owners ? o->max_owners : 64;
+	if (o->reserve_permille == LAB_HOSTED_NO_RESERVE)
+		cfg.reserve_permille = 0;
+	else if (o->reserve_permille)
+		cfg.reserve_permille = o->reserve_permille;
+	cfg.flags = o->zone_flags | (o->no_touch ? 0 : LAB_ZONE_ZEROED);
+	cfg.seed = o->seed;
+	cfg.seed_len = o->seed_len;
+	size_t need = lab_zone_meta_size(&cfg);
+	if (!need) {
+		lab_hosted_zone_destroy(hz);
+		return LAB_EGEOMETRY;
+	}
+	hz->meta_bytes = need;
+	hz->meta = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (hz->meta == MAP_FAILED) {
+		hz->meta = NULL;
+		snprintf(hz->why, sizeof(hz->why), "cannot map %zu bytes of metadata: %s", need,
+		         strerror(errno));
+		lab_hosted_zone_destroy(hz);
+		return LAB_ENOSPC;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = lab_zone_init(&hz->zone, hz->meta, need, &cfg);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	hz->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	if (rc != LAB_OK) {
+		lab_hosted_zone_destroy(hz);
+		return rc;
+	}
+	return LAB_OK;
+}
+
+void lab_hosted_zone_destroy(struct lab_hosted_zone *hz)
+{
+	if (hz->arena)
+		munmap(hz->arena, hz->arena_bytes);
+	if (hz->meta)
+		munmap(hz->meta, hz->meta_bytes);
+	hz->arena = hz->meta = NULL;
+	hz->zone = NULL;
+}
