@@ -41,38 +41,38 @@ lib: $(O)/liblabyrinth.a $(O)/liblabyrinth.so
 
 $(O)/obj/core/%.o: src/core/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CORECFLAGS) -c $< -o $@
+	@echo "  CC $@"; $(CC) $(CORECFLAGS) -c $< -o $@
 
 $(O)/obj/hosted/%.o: src/hosted/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(LIBCFLAGS) -D_GNU_SOURCE -c $< -o $@
+	@echo "  CC $@"; $(CC) $(LIBCFLAGS) -D_GNU_SOURCE -c $< -o $@
 
 $(O)/liblabyrinth.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(O)/liblabyrinth.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ -lpthread
+	@echo "  CC $@"; $(CC) -shared -o $@ $^ -lpthread
 
 $(O)/labyrinth: $(TOOL_SRC) $(O)/liblabyrinth.a $(HEADERS)
-	$(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TOOL_SRC) $(O)/liblabyrinth.a -lpthread -lm
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TOOL_SRC) $(O)/liblabyrinth.a -lpthread -lm
 
 demo: $(O)/labyrinth
 	./$(O)/labyrinth demo
 
 # ---- tests ------------------------------------------------------------------
 $(O)/test_unit: $(TEST_SRC) tests/harness.h $(O)/liblabyrinth.a $(HEADERS)
-	$(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TEST_SRC) $(O)/liblabyrinth.a -lpthread -lm
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TEST_SRC) $(O)/liblabyrinth.a -lpthread -lm
 
 SAN_SRC := $(CORE_SRC) $(HOSTED_SRC) $(TEST_SRC)
 $(O)/test_asan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
-	$(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(SAN_SRC) -lpthread -lm
 
 $(O)/test_tsan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
-	$(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=thread -o $@ $(SAN_SRC) -lpthread -lm
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=thread -o $@ $(SAN_SRC) -lpthread -lm
 
 check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan
 	CI=$(CI) ./scripts/check.sh

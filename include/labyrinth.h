@@ -286,7 +286,7 @@ LAB_API int lab_check(lab_zone_t *zone);
  * the per-frame part and the fixed part. */
 LAB_API void lab_meta_breakdown(const struct lab_zone_cfg *cfg, size_t *per_frame, size_t *fixed);
 
-#define LAB_PCP_BATCH 16     /* frames moved per per-CPU cache refill/spill   */
+#define LAB_PCP_BATCH 32     /* frames moved per per-CPU cache refill/spill   */
 #define LAB_HIGH_PROBES 64   /* random probes for an order > 0 block          */
 
 #ifdef __cplusplus

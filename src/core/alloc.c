@@ -54,6 +54,9 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	uint32_t x = pcp->ring[pcp->head];
 	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
 	st_relaxed(&pcp->count, count - 1);
+	/* The next head's record: written when it entered the cache, prefetch
+	 * anyway so the next call never waits for it. */
+	__builtin_prefetch(&z->rec[pcp->ring[pcp->head]], 1, 3);
 	if (lab_unlikely(ld_relaxed(&z->rec[x]) != rec_make(z, x, ST_PCP, 0, pool)))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
@@ -346,7 +349,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	}
 	for (uint32_t i = 1; i < K; i++)
 		st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
-	rc = free_commit(&c, o, owner, o->pool, f, K, rec_make(z, f, ST_ALLOC, order, owner));
+	rc = free_commit(&c, o, owner, o->pool, f, K, v);
 	lab_ctx_exit(&c);
 	return rc;
 }

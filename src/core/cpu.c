@@ -121,6 +121,14 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
 	uint32_t got[LAB_PCP_BATCH];
 
+	/* The batch will most likely be G's current tail: fetch the frames'
+	 * records before taking the lock, so the lock is held for cache hits. */
+	uint32_t n = ld_relaxed(&p->n);
+	for (uint32_t j = 1; j <= LAB_PCP_BATCH && j <= n; j++) {
+		uint32_t f = ld_relaxed(gslot(z, p, n - j));
+		if (f < z->nr_frames)
+			__builtin_prefetch(&z->rec[f], 1, 3);
+	}
 	lock_get(&p->lock, c->id, false);
 	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, LAB_PCP_BATCH);
 	lock_put(&p->lock);

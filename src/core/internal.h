@@ -86,12 +86,13 @@ static inline unsigned lab_popcount64(uint64_t x)
 
 /* ---- rng.c: ChaCha12 keystream, one generator per CPU --------------------- */
 
+#define LAB_RNG_WORDS 64 /* four ChaCha blocks per refill */
 struct lab_rng {
+	uint32_t idx; /* next unused word of buf; LAB_RNG_WORDS = empty */
 	uint32_t key[8];
 	uint64_t nonce;
 	uint64_t counter;
-	uint32_t buf[16];
-	uint32_t idx; /* next unused word of buf; 16 = empty */
+	uint32_t buf[LAB_RNG_WORDS];
 };
 
 void lab_rng_init(struct lab_rng *rng, const uint32_t key[8], uint64_t nonce);
@@ -102,7 +103,7 @@ void lab_chacha_rounds(const uint32_t key[8], uint64_t counter, uint64_t nonce, 
 
 static inline uint64_t lab_rng_u64(struct lab_rng *rng)
 {
-	if (lab_unlikely(rng->idx >= 16))
+	if (lab_unlikely(rng->idx >= LAB_RNG_WORDS))
 		lab_rng_refill(rng);
 	uint64_t v = (uint64_t)rng->buf[rng->idx] | ((uint64_t)rng->buf[rng->idx + 1] << 32);
 	rng->idx += 2;
@@ -220,7 +221,8 @@ enum { OWNER_FREE = 0, OWNER_ACTIVE = 1, OWNER_DYING = 2 };
 struct lab_pcp {
 	uint32_t head;   /* oldest entry                                    */
 	lab_a32 count;   /* written by its CPU only; read by stats anywhere */
-	uint64_t next_u; /* random draw for the next exchange, slot prefetched */
+	uint64_t next_u; /* draw for the next exchange: its slot read, record prefetched */
+	uint64_t later_u; /* draw for the one after: its slot prefetched              */
 	uint32_t ring[LAB_PCP_CAP];
 };
 
@@ -391,7 +393,7 @@ void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dy
 
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
                        uint32_t me, uint32_t f, uint32_t *g);
-void lab_pool_prefetch(struct lab_zone *z, uint32_t pool, uint64_t u);
+
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                              uint32_t *out, uint32_t want);
 void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k);

@@ -68,12 +68,22 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
 	return pi < 0 ? LAB_NONE : (uint32_t)pi;
 }
 
-void lab_pool_prefetch(struct lab_zone *z, uint32_t pool, uint64_t u)
+/*
+ * Software pipeline of the exchanges of one pcp (P3 and speed): the draw for
+ * exchange t+2 is made during exchange t and its slot prefetched; during
+ * t+1 that slot is read and the record of the frame in it prefetched; so
+ * exchange t+2 finds both lines in cache whatever the size of G.  A slot
+ * that changed meanwhile only costs a miss; correctness never depends on it.
+ */
+static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
+                                    struct lab_rng *rng, uint32_t n)
 {
-	struct lab_pool *p = pool_at(z, pool);
-	uint32_t n = ld_relaxed(&p->n);
-	if (n)
-		__builtin_prefetch(gslot(z, p, lab_bound(u, n)), 1, 3);
+	pcp->next_u = pcp->later_u;
+	pcp->later_u = lab_rng_u64(rng);
+	uint32_t g = ld_relaxed(gslot(z, p, lab_bound(pcp->next_u, n)));
+	if (lab_likely(g < z->nr_frames))
+		__builtin_prefetch(&z->rec[g], 1, 3);
+	__builtin_prefetch(gslot(z, p, lab_bound(pcp->later_u, n)), 1, 3);
 }
 
 /*
@@ -81,8 +91,8 @@ void lab_pool_prefetch(struct lab_zone *z, uint32_t pool, uint64_t u)
  * take out the frame g that was there; g becomes PCP(pool) and is returned.
  * Lock-free: one CAS on g's record.  Fails (false) if G is empty or the
  * random slots tried were all contended; the caller then inserts f under the
- * pool lock.  The draw for this call was made (and its slot prefetched) by
- * the previous call, so the slot is in cache whatever the pool's size (P3).
+ * pool lock.  The slot and the record it names were prefetched by the two
+ * calls before (pipeline_advance), so both are in cache whatever G's size.
  */
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
                        uint32_t me, uint32_t f, uint32_t *g_out)
@@ -93,10 +103,8 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		uint32_t n = ld_acquire(&p->n);
 		if (n == 0)
 			return false;
-		uint64_t u = pcp->next_u;
-		pcp->next_u = lab_rng_u64(rng);
-		uint32_t r = lab_bound(u, n);
-		__builtin_prefetch(gslot(z, p, lab_bound(pcp->next_u, n)), 1, 3);
+		uint32_t r = lab_bound(pcp->next_u, n);
+		pipeline_advance(z, p, pcp, rng, n);
 
 		uint32_t g = ld_relaxed(gslot(z, p, r));
 		if (lab_unlikely(g >= z->nr_frames))

@@ -147,8 +147,10 @@ static void key_generators(struct lab_zone *z)
 		struct lab_cpu *cpu = cpu_at(z, i);
 		derive(z->master, DERIVE_CPU | i, k);
 		lab_rng_init(&cpu->rng, k, i);
-		for (uint32_t p = 0; p < z->nr_pools; p++)
+		for (uint32_t p = 0; p < z->nr_pools; p++) {
 			cpu_pcp(z, cpu, p)->next_u = lab_rng_u64(&cpu->rng);
+			cpu_pcp(z, cpu, p)->later_u = lab_rng_u64(&cpu->rng);
+		}
 	}
 	derive(z->master, DERIVE_SLOW, k);
 	lab_rng_init(&z->slow_rng, k, 0);
