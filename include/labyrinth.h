@@ -120,7 +120,7 @@ LAB_API const char *lab_strerror(int err);
 
 struct lab_zone_cfg {
 	uint64_t base_pfn;    /* first frame number                                      */
-	uint64_t nr_frames;   /* 1 .. 2^32 frames                                        */
+	uint64_t nr_frames;   /* 1 .. 2^32 - 1 frames (16 TiB): frame numbers are 32-bit */
 	void *dmap_base;      /* virtual address of base_pfn in the direct map; required
 	                         unless LAB_ZONE_NO_SCRUB                                   */
 	uint32_t nr_colours;  /* cache colours, power of two 1..64 (colour = pfn mod it)   */

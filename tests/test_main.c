@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h"
 
 #define MAX_TESTS 512
 static struct { const char *name, *file; void (*fn)(void); } tests[MAX_TESTS];
@@ -121,13 +122,26 @@ void tz_owner(struct tzone *t, lab_owner_t id, uint64_t colours, uint64_t quota,
 	}
 }
 
+/* FNV-1a over the whole metadata except statistics counters (a refused
+ * call is allowed to count itself) and the CPUs' nesting depth. */
 uint64_t tz_hash(const struct tzone *t)
 {
 	size_t n = lab_zone_meta_size(&t->cfg);
 	const uint8_t *p = t->meta;
+	const struct lab_zone *z = t->meta;
+	size_t skip_lo = offsetof(struct lab_zone, slow_st), skip_hi = skip_lo + sizeof(z->slow_st);
 	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (i >= skip_lo && i < skip_hi)
+			continue;
+		size_t off = (size_t)(p + i - z->cpu_base);
+		if (p + i >= z->cpu_base && off < z->nr_cpus * z->cpu_stride) {
+			size_t in = off % z->cpu_stride;
+			if (in >= offsetof(struct lab_cpu, st) && in < offsetof(struct lab_cpu, st) + sizeof(struct lab_cpu_stats))
+				continue;
+		}
 		h = (h ^ p[i]) * 1099511628211ull;
+	}
 	return h;
 }
 

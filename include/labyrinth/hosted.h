@@ -68,6 +68,11 @@ struct lab_hosted_zone {
 LAB_API int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz);
 LAB_API void lab_hosted_zone_destroy(struct lab_hosted_zone *hz);
 
+/* Zones whose per-CPU caches an exiting thread drains (lab_cpu_drain) before
+ * its CPU slot is reused.  lab_hosted_zone_create/destroy do this; call it for
+ * zones you build yourself with lab_zone_init. */
+LAB_API void lab_hosted_track(lab_zone_t *zone, bool on);
+
 /* Physical frame number behind a virtual address, from /proc/self/pagemap.
  * Returns 0 on success, -1 when not permitted (needs CAP_SYS_ADMIN) or absent. */
 LAB_API int lab_hosted_pfn_of(const void *addr, uint64_t *pfn);

@@ -189,7 +189,7 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 
 	uint32_t f = 0;
 	int rc;
-	if (order == 0 && c.rng) {
+	if (order == 0 && c.rng && p->pcp_max) {
 		rc = alloc0_pcp(&c, pool, flags, &f);
 	} else if (order == 0) {
 		rc = alloc0_locked(&c, pool, flags, &f);
@@ -273,7 +273,7 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 
 	if (scrub && K == 1 && (z->flags & LAB_ZONE_DEFERRED_SCRUB) && c->rng) {
 		lab_dirty_push(c, f, owner);
-	} else if (K == 1 && c->rng) {
+	} else if (K == 1 && c->rng && p->pcp_max) {
 		if (scrub)
 			lab_scrub_frames(c, f, 1);
 		if (!lab_free_insert(c, pool, f))

@@ -165,7 +165,7 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 			if ((p->mask >> c & 1) != (ld_relaxed(&z->pool_of_colour[c]) == (int8_t)q))
 				bad(w, "labyrinth check: colour table disagrees with pool masks");
 		uint32_t n = ld_relaxed(&p->n);
-		if (n > p->cap || n != w->inpool[q])
+		if ((uint64_t)n > p->cap || n != w->inpool[q])
 			bad(w, "labyrinth check: pool count disagrees with its frames");
 		if ((p->flags & POOL_EXCL) && p->nr_owners > 1)
 			bad(w, "labyrinth check: exclusive pool with several owners");

@@ -119,18 +119,18 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
 	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
-	uint32_t got[LAB_PCP_BATCH];
+	uint32_t got[LAB_PCP_BATCH], want = p->pcp_batch;
 
 	/* The batch will most likely be G's current tail: fetch the frames'
 	 * records before taking the lock, so the lock is held for cache hits. */
 	uint32_t n = ld_relaxed(&p->n);
-	for (uint32_t j = 1; j <= LAB_PCP_BATCH && j <= n; j++) {
+	for (uint32_t j = 1; j <= want && j <= n; j++) {
 		uint32_t f = ld_relaxed(gslot(z, p, n - j));
 		if (f < z->nr_frames)
 			__builtin_prefetch(&z->rec[f], 1, 3);
 	}
 	lock_get(&p->lock, c->id, false);
-	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, LAB_PCP_BATCH);
+	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, want);
 	lock_put(&p->lock);
 	for (uint32_t j = 0; j < k; j++) {
 		st_release(&z->rec[got[j]], rec_make(z, got[j], ST_PCP, 0, pool));
@@ -159,8 +159,9 @@ static void pcp_spill(struct lab_zone *z, uint32_t me, uint32_t pool, struct lab
 void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame)
 {
 	struct lab_pcp *pcp = cpu_pcp(c->z, c->cpu, pool);
-	if (lab_unlikely(ld_relaxed(&pcp->count) == LAB_PCP_CAP))
-		pcp_spill(c->z, c->id, pool, pcp, LAB_PCP_BATCH);
+	struct lab_pool *p = &c->z->pools[pool];
+	if (lab_unlikely(ld_relaxed(&pcp->count) >= p->pcp_max))
+		pcp_spill(c->z, c->id, pool, pcp, p->pcp_batch);
 	pcp_put(pcp, frame);
 }
 
@@ -193,7 +194,7 @@ bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
 
 	if (pool >= z->nr_pools)
 		lab_plat_panic("labyrinth: frame outside every pool");
-	if (c->cpu && !c->nested) {
+	if (c->cpu && !c->nested && p->pcp_max) {
 		uint32_t g;
 		if (lab_likely(lab_pool_exchange(z, pool, cpu_pcp(z, c->cpu, pool), c->rng, c->id, f, &g))) {
 			lab_pcp_push(c, pool, g);

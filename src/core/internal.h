@@ -186,9 +186,11 @@ struct lab_pool {
 	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
 	lab_a32 state; /* POOL_FREE, POOL_ACTIVE, POOL_DYING                   */
 	uint32_t flags;
-	uint32_t cap;      /* slots: nr_col * slice                             */
+	uint64_t cap;      /* slots: nr_col * slice (may reach 2^32)            */
 	uint32_t nr_col;
 	uint32_t reserve;  /* frames only LAB_ATOMIC may take                   */
+	uint32_t pcp_max;  /* frames a CPU may cache (0: no caching)            */
+	uint32_t pcp_batch; /* frames moved per refill / spill: pcp_max / 2      */
 	uint32_t nr_owners;
 	uint64_t mask;     /* colours                                          */
 	uint64_t div_magic; /* floor(2^64 / slice) + 1: slot -> colour slice    */

@@ -200,7 +200,7 @@ void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *i
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t n = ld_relaxed(&p->n);
-	if (lab_unlikely(n + k > p->cap))
+	if (lab_unlikely((uint64_t)n + k > p->cap))
 		corrupt_array();
 	for (uint32_t j = 0; j < k; j++) {
 		st_relaxed(gslot(z, p, n + j), in[j]);
@@ -220,7 +220,7 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t n = ld_relaxed(&p->n);
-	if (lab_unlikely(n + 1 > p->cap))
+	if (lab_unlikely((uint64_t)n + 1 > p->cap))
 		corrupt_array();
 	uint32_t r = lab_bound(u, (uint64_t)n + 1);
 	if (r == n) {
@@ -327,7 +327,7 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 		if (mask >> c & 1)
 			p->slice_colour[nc++] = (uint8_t)c;
 	p->nr_col = nc;
-	p->cap = nc * z->slice;
+	p->cap = (uint64_t)nc * z->slice;
 	p->div_magic = UINT64_MAX / z->slice + 1;
 	for (unsigned k = 0; k <= LAB_MAX_ORDER; k++) {
 		uint64_t grp = 0;
@@ -361,6 +361,12 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 	for (uint32_t j = 0; j < n; j++)
 		st_relaxed(&z->rec[ld_relaxed(gslot(z, p, j))], rec_pos(j));
 	p->reserve = (uint32_t)((uint64_t)n * z->reserve_permille / 1000);
+	/* All CPUs together may cache at most a quarter of a small pool: an
+	 * idle CPU's cache must not starve the others.  Below 4 frames per CPU
+	 * the pool is used without caches (every call takes the pool lock). */
+	uint64_t per_cpu = n / (4ull * z->nr_cpus);
+	p->pcp_max = per_cpu >= LAB_PCP_CAP ? LAB_PCP_CAP : per_cpu < 4 ? 0 : (uint32_t)per_cpu & ~1u;
+	p->pcp_batch = p->pcp_max / 2;
 	p->nr_owners = 0;
 	p->teardown_phase = 0;
 	p->cursor = 0;

@@ -29,7 +29,9 @@ static int check_cfg(const struct lab_zone_cfg *cfg)
 		return LAB_EINVAL;
 	if (cfg->flags & ~LAB_ZONE_FLAGS_ALL)
 		return LAB_EINVAL;
-	if (cfg->nr_frames == 0 || cfg->nr_frames > (1ull << 32))
+	/* Frame numbers are 32-bit (the 8-byte-per-frame layout): up to
+	 * 2^32 - 1 frames, 16 TiB less one frame, per zone. */
+	if (cfg->nr_frames == 0 || cfg->nr_frames > 0xffffffffull)
 		return LAB_EGEOMETRY;
 	if (cfg->base_pfn > (1ull << 52) || cfg->base_pfn + cfg->nr_frames > (1ull << 52))
 		return LAB_EGEOMETRY; /* addresses must fit 64 bits */

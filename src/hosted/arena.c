@@ -131,11 +131,14 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 		lab_hosted_zone_destroy(hz);
 		return rc;
 	}
+	lab_hosted_track(hz->zone, true);
 	return LAB_OK;
 }
 
 void lab_hosted_zone_destroy(struct lab_hosted_zone *hz)
 {
+	if (hz->zone)
+		lab_hosted_track(hz->zone, false);
 	if (hz->arena)
 		munmap(hz->arena, hz->arena_bytes);
 	if (hz->meta)

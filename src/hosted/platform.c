@@ -37,11 +37,37 @@ static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static _Atomic int entropy_mode;
 static _Atomic bool panic_exit;
 
+/* Zones made by lab_hosted_zone_create: an exiting thread gives their
+ * cached frames back before its slot can go to another thread. */
+#define MAX_ZONES 64
+static lab_zone_t *zones[MAX_ZONES];
+static pthread_mutex_t zones_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void lab_hosted_track(lab_zone_t *z, bool on)
+{
+	pthread_mutex_lock(&zones_mu);
+	for (int i = 0; i < MAX_ZONES; i++) {
+		if (on && !zones[i]) {
+			zones[i] = z;
+			break;
+		}
+		if (!on && zones[i] == z)
+			zones[i] = NULL;
+	}
+	pthread_mutex_unlock(&zones_mu);
+}
+
 static void slot_release(void *arg)
 {
 	int s = (int)(intptr_t)arg - 1;
-	if (s >= 0)
-		atomic_fetch_and(&slot_used[s / 64], ~(1ull << (s % 64)));
+	if (s < 0)
+		return;
+	pthread_mutex_lock(&zones_mu);
+	for (int i = 0; i < MAX_ZONES; i++)
+		if (zones[i])
+			lab_cpu_drain(zones[i]);
+	pthread_mutex_unlock(&zones_mu);
+	atomic_fetch_and(&slot_used[s / 64], ~(1ull << (s % 64)));
 }
 
 static void slot_init(void)

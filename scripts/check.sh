@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# check.sh - every suite of `make check`, one line each, then "N passed, M failed".
+#
+# A suite whose tool is missing is reported SKIP and counted; with CI=true a
+# missing tool is a failure, never a silent skip.  Suites that use the test
+# harness contribute their individual test counts.
+set -u
+cd "$(dirname "$0")/.."
+B=build
+passed=0 failed=0 skipped=0
+LOG=$B/check-logs
+mkdir -p "$LOG"
+
+# run NAME CMD...: a suite; harness output "N passed, M failed" adds N and M,
+# any other command counts as one test (exit status).
+run() {
+	local name=$1; shift
+	local t0=$SECONDS
+	"$@" >"$LOG/$name.log" 2>&1
+	local rc=$?
+	local last
+	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/$name.log" | tail -n 1)
+	if [ -n "$last" ]; then
+		local p f
+		p=${last%% passed*}; f=${last#*, }; f=${f%% failed*}
+		passed=$((passed + p)); failed=$((failed + f))
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); fi
+	elif [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+	if [ "$rc" -eq 0 ]; then
+		printf '  PASS %-22s (%ds) %s\n' "$name" $((SECONDS - t0)) "$last"
+	else
+		printf '  FAIL %-22s (%ds) %s -- see %s\n' "$name" $((SECONDS - t0)) "$last" "$LOG/$name.log"
+		tail -n 30 "$LOG/$name.log" | sed 's/^/       /'
+	fi
+}
+
+# need TOOL SUITE: true if TOOL exists; else SKIP (or FAIL under CI=true).
+need() {
+	if command -v "$1" >/dev/null 2>&1; then return 0; fi
+	if [ "${CI:-}" = "true" ]; then
+		printf '  FAIL %-22s missing tool: %s (run scripts/install-deps.sh as root)\n' "$2" "$1"
+		failed=$((failed + 1))
+	else
+		printf '  SKIP %-22s missing tool: %s (run scripts/install-deps.sh as root)\n' "$2" "$1"
+		skipped=$((skipped + 1))
+	fi
+	return 1
+}
+
+echo "labyrinth make check"
+run unit            $B/test_unit
+run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
+run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
+run freestanding    scripts/freestanding-check.sh
+echo "$passed passed, $failed failed${skipped:+, $skipped skipped}" | sed 's/, 0 skipped//'
+[ "$failed" -eq 0 ]

@@ -1,0 +1,26 @@
+/* cli.h - shared bits of the `labyrinth` command. */
+#ifndef LAB_CLI_H
+#define LAB_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "labyrinth.h"
+#include "labyrinth/hosted.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* "1G", "256M", "4096K", "12345" -> bytes; false on garbage. */
+bool cli_parse_size(const char *s, uint64_t *out);
+/* Unsigned decimal in [lo, hi]; false on garbage or out of range. */
+bool cli_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* "error: <msg>" on stderr and exit status 2 (bad usage). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Human size: "1 GiB", "512 MiB", "48 KiB". */
+const char *cli_size(uint64_t bytes, char *buf, unsigned len);
+double cli_now(void);
+/* True when /proc/cpuinfo says we run under a hypervisor. */
+bool cli_in_vm(void);
+
+#endif
