@@ -224,8 +224,15 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 				for (uint32_t i = 1; i < K; i++)
 					st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 				give_back(&c, pool, f, K);
+				rc = LAB_ENOOWNER;
+			} else {
+				/* Removal reclaimed the block already and uncounted it:
+				 * count it as held so the two balance; the caller is told
+				 * the owner is gone and gets nothing. */
+				lab_ctx_held(&c, owner, (int64_t)K);
+				lab_ctx_exit(&c);
+				return LAB_ENOOWNER;
 			}
-			rc = LAB_ENOOWNER;
 		}
 	}
 	if (rc == LAB_OK) {

@@ -110,12 +110,17 @@ static inline uint64_t lab_rng_u64(struct lab_rng *rng)
 	return v;
 }
 
-/* High 64 bits of a 64x32-bit product, exact, without __int128. */
+/* High 64 bits of a 64x32-bit product, exact: one MUL where the compiler has
+ * 128-bit integers, two 32x32 products otherwise (32-bit kernels). */
 static inline uint64_t mulhi_64x32(uint64_t a, uint32_t b)
 {
+#if defined(__SIZEOF_INT128__)
+	return (uint64_t)(((unsigned __int128)a * b) >> 64);
+#else
 	uint64_t lo = (a & 0xffffffffu) * b;
 	uint64_t hi = (a >> 32) * b;
 	return (hi + (lo >> 32)) >> 32;
+#endif
 }
 
 /* Uniform integer in [0, n) from a 64-bit uniform u, n <= 2^32: floor(u*n/2^64).

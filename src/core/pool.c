@@ -44,14 +44,18 @@ static void corrupt_array(void)
 }
 
 /* The slot holding frame f whose in-pool record is v, among the live slots
- * [0, n); LAB_NONE if neither candidate holds it. */
+ * [0, n); LAB_NONE if neither candidate holds it.  The two candidates 2p and
+ * 2p+1 are adjacent in storage: slices have an even length. */
 static inline uint32_t locate(struct lab_zone *z, struct lab_pool *p, uint32_t f, uint32_t v,
                               uint32_t n)
 {
 	uint32_t s = (v & REC_POS_MASK) << 1;
-	if (s < n && ld_relaxed(gslot(z, p, s)) == f)
+	if (s >= n)
+		return LAB_NONE;
+	lab_a32 *g = gslot(z, p, s);
+	if (ld_relaxed(g) == f)
 		return s;
-	if (s + 1 < n && ld_relaxed(gslot(z, p, s + 1)) == f)
+	if (s + 1 < n && ld_relaxed(g + 1) == f)
 		return s + 1;
 	return LAB_NONE;
 }
@@ -104,9 +108,10 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		if (n == 0)
 			return false;
 		uint32_t r = lab_bound(pcp->next_u, n);
+		lab_a32 *slot = gslot(z, p, r);
 		pipeline_advance(z, p, pcp, rng, n);
 
-		uint32_t g = ld_relaxed(gslot(z, p, r));
+		uint32_t g = ld_relaxed(slot);
 		if (lab_unlikely(g >= z->nr_frames))
 			corrupt_array();
 		uint32_t v = rec_pos(r);
@@ -120,7 +125,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 			st_release(&z->rec[g], rec_pos(r));
 			continue;
 		}
-		st_relaxed(gslot(z, p, s), f);
+		st_relaxed(slot + ((int)s - (int)r), f); /* s is r or its sibling */
 		st_release(&z->rec[f], rec_pos(s));
 		st_release(&z->rec[g], rec_make(z, g, ST_PCP, 0, pool));
 		*g_out = g;
