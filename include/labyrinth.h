@@ -82,7 +82,8 @@ enum lab_error {
 	LAB_ENOTEXCL = -15,  /* LAB_EXCLUSIVE asked by an owner that is not exclusive  */
 	LAB_ECOLOUR = -16,   /* the owner's colours cannot hold a block of this order  */
 	LAB_EAGAIN = -17,    /* more work remains: call again (teardown)               */
-	LAB_EBUSY = -18,     /* frames still cached on other CPUs / in use            */
+	LAB_EBUSY = -18,     /* in use: frames still cached or allocated, or a nested call
+	                        could only proceed by waiting for the code it interrupted */
 	LAB_EENTROPY = -19,  /* the entropy source failed or returned too little      */
 	LAB_EGEOMETRY = -20, /* zone geometry invalid: zero, overflow, too big, misaligned */
 	LAB_ENOSPC = -21,    /* metadata buffer too small                             */
@@ -197,7 +198,10 @@ LAB_API int lab_owner_remove(lab_zone_t *zone, lab_owner_t id, size_t budget);
  * cached by other CPUs; order > 0 probes random aligned blocks of the owner's
  * colours (uniform over the free ones) up to LAB_HIGH_PROBES times.
  * Errors: LAB_ENOOWNER, LAB_EORDER, LAB_EINVAL (flags, NULL pfn),
- * LAB_ENOTEXCL, LAB_ECOLOUR, LAB_EQUOTA, LAB_ENOMEM, LAB_EFRAG.
+ * LAB_ENOTEXCL, LAB_ECOLOUR, LAB_EQUOTA, LAB_ENOMEM, LAB_EFRAG, and LAB_EBUSY
+ * only on hosts whose lab_plat_irq_save() cannot mask interrupts (POSIX
+ * signals): a call that interrupted its own CPU inside the zone fails rather
+ * than wait for the code it interrupted.
  * Does not check: that the caller really is the owner.
  * Context: any, including interrupt handlers (with LAB_ATOMIC); never sleeps.
  * Cost: order 0: O(1), fixed work per call plus one batch transfer every
@@ -258,6 +262,7 @@ struct lab_stats {
 	uint64_t allocs, frees;  /* successful calls                                   */
 	uint64_t fail_nomem, fail_quota, fail_frag, refused; /* failures, bad calls   */
 	uint64_t scrubbed;       /* frames zeroed                                      */
+	uint64_t nested_calls;   /* calls that interrupted their CPU inside the zone   */
 	uint32_t nr_pools, nr_owners, nr_colours, nr_cpus;
 };
 

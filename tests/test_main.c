@@ -123,7 +123,7 @@ void tz_owner(struct tzone *t, lab_owner_t id, uint64_t colours, uint64_t quota,
 }
 
 /* FNV-1a over the whole metadata except statistics counters (a refused
- * call is allowed to count itself) and the CPUs' nesting depth. */
+ * call is allowed to count itself). */
 uint64_t tz_hash(const struct tzone *t)
 {
 	size_t n = lab_zone_meta_size(&t->cfg);

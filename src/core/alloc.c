@@ -72,13 +72,12 @@ static int alloc0_locked(struct lab_ctx *c, uint32_t pool, unsigned flags, uint3
 	int rc = LAB_ENOMEM;
 
 	if (!lock_get(&p->lock, c->id, c->nested))
-		return LAB_ENOMEM;
+		return LAB_EBUSY; /* nested: our own CPU holds it */
 	uint32_t n = ld_relaxed(&p->n);
 	if (n > p->reserve || (n > 0 && (flags & LAB_ATOMIC))) {
 		if (n <= p->reserve)
 			lab_ctx_stat(c, LS_RESERVE, 1);
-		if (lab_pool_pop_locked(z, pool, c->id, c->nested, f, 1) == 1)
-			rc = LAB_OK;
+		rc = lab_pool_pop_locked(z, pool, c->id, c->nested, f, 1) == 1 ? LAB_OK : LAB_EBUSY;
 	}
 	lock_put(&p->lock);
 	return rc;
@@ -110,7 +109,7 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 	int rc = LAB_EFRAG;
 
 	if (!lock_get(&p->lock, c->id, c->nested))
-		return LAB_ENOMEM;
+		return LAB_EBUSY;
 	uint32_t n = ld_relaxed(&p->n);
 	if (n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC))) {
 		lock_put(&p->lock);
@@ -141,20 +140,21 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 static void give_back(struct lab_ctx *c, uint32_t pool, uint32_t f, uint32_t K)
 {
 	struct lab_pool *p = &c->z->pools[pool];
-	if (K == 1 && c->rng && lab_free_insert(c, pool, f))
+	bool took;
+	if (K == 1 && c->rng && p->pcp_max && lab_free_insert(c, pool, f))
 		return;
-	for (uint32_t i = 0; i < K; i++) { /* bound K */
-		bool ok;
-		uint64_t u = lab_ctx_random(c, &ok);
-		if (ok && lock_get(&p->lock, c->id, c->nested)) {
-			bool done = lab_pool_insert_locked(c->z, pool, c->id, c->nested, f + i, u);
-			lock_put(&p->lock);
-			if (done)
-				continue;
-		}
+	if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, c->nested)) {
+		for (uint32_t i = 0; i < K; i++) /* bound K */
+			if (!lab_pool_insert_locked(c->z, pool, c->id, c->nested, f + i, lab_rng_u64(c->rng)))
+				lab_plat_panic("labyrinth: cannot return a frame from a nested call");
+		lock_put(&p->lock);
+		lab_ctx_rng_put(c, took);
+		return;
+	}
+	lab_ctx_rng_put(c, took);
+	for (uint32_t i = 0; i < K; i++)
 		if (!lab_nested_queue(c, f + i))
 			lab_plat_panic("labyrinth: cannot return a frame from a nested call");
-	}
 }
 
 int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, uint64_t *pfn)
@@ -194,22 +194,16 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 	} else if (order == 0) {
 		rc = alloc0_locked(&c, pool, flags, &f);
 	} else {
-		bool own_rng = c.rng != NULL;
-		if (!own_rng) { /* nested or slot-less: borrow the zone generator */
-			if (lock_get(&z->slow_lock, c.id, c.nested)) {
-				c.rng = &z->slow_rng;
-				c.slow_locked = true;
-			}
-		}
-		rc = c.rng ? allocn(&c, pool, order, flags, &f) : LAB_ENOMEM;
-		if (c.slow_locked) {
-			lock_put(&z->slow_lock);
-			c.rng = NULL;
-			c.slow_locked = false;
-		}
+		bool took; /* nested or slot-less: borrow the zone generator */
+		rc = lab_ctx_rng_get(&c, &took) ? allocn(&c, pool, order, flags, &f) : LAB_EBUSY;
+		lab_ctx_rng_put(&c, took);
 	}
 
 	if (rc == LAB_OK) {
+		/* Zero while the block is still only ours: before its record says
+		 * ALLOC, removal cannot reclaim (and scrub) it concurrently. */
+		if ((flags & LAB_ZERO) && !(p->flags & POOL_ZEROED))
+			lab_plat_zero_frames(frame_va(z, f), K);
 		for (uint32_t i = 1; i < K; i++)
 			st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_TAIL, order, owner));
 		uint32_t head = rec_make(z, f, ST_ALLOC, order, owner);
@@ -236,8 +230,6 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		}
 	}
 	if (rc == LAB_OK) {
-		if ((flags & LAB_ZERO) && !(p->flags & POOL_ZEROED))
-			lab_plat_zero_frames(frame_va(z, f), K);
 		lab_ctx_held(&c, owner, (int64_t)K);
 		lab_ctx_stat(&c, LS_ALLOCS, 1);
 		*pfn = z->base_pfn + f;
@@ -286,25 +278,25 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 		if (!lab_free_insert(c, pool, f))
 			lab_plat_panic("labyrinth: free insert failed");
 	} else {
-		/* Nested, slot-less or order > 0: under the pool lock. */
-		bool ok;
-		uint64_t u = lab_ctx_random(c, &ok);
-		if (ok && lock_get(&p->lock, c->id, c->nested)) {
+		/* Nested, slot-less or order > 0: under the pool lock, with the
+		 * generator taken first (lock order slow_lock -> pool lock). */
+		bool took;
+		if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, c->nested)) {
 			if (scrub)
 				lab_scrub_frames(c, f, K);
-			for (uint32_t i = 0; i < K; i++) {
-				if (i)
-					u = lab_ctx_random(c, &ok);
-				if (!ok || !lab_pool_insert_locked(z, pool, c->id, c->nested, f + i, u))
+			for (uint32_t i = 0; i < K; i++) /* bound K */
+				if (!lab_pool_insert_locked(z, pool, c->id, c->nested, f + i, lab_rng_u64(c->rng)))
 					lab_plat_panic("labyrinth: locked insert failed");
-			}
 			lock_put(&p->lock);
+			lab_ctx_rng_put(c, took);
 		} else if (K == 1 && lab_nested_queue(c, f)) {
+			lab_ctx_rng_put(c, took);
 			if (scrub)
 				lab_scrub_frames(c, f, 1);
 		} else {
 			/* Cannot free now without waiting for the code we interrupted:
 			 * put the records back, nothing changed. */
+			lab_ctx_rng_put(c, took);
 			for (uint32_t i = 1; i < K; i++)
 				st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_TAIL, rec_a(head), owner));
 			st_release(&z->rec[f], head);
@@ -340,10 +332,6 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	int rc = classify(z, f, v, owner, order);
 	if (rc != LAB_OK)
 		return refuse(z, rc);
-	for (uint32_t i = 1; i < K; i++) /* bound K: a head with wrong tails is corrupt */
-		if (ld_relaxed(&z->rec[f + i]) != rec_make(z, f + i, ST_TAIL, order, owner))
-			lab_plat_panic("labyrinth: corrupt block tail");
-
 	struct lab_ctx c;
 	lab_ctx_enter(z, &c);
 	uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
@@ -354,8 +342,14 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 		rc = classify(z, f, v, owner, order);
 		return refuse(z, rc != LAB_OK ? rc : LAB_EFREE);
 	}
-	for (uint32_t i = 1; i < K; i++)
+	/* The head is ours now, and only the head's holder changes the tails:
+	 * a tail that disagrees is corrupt, not a race. */
+	for (uint32_t i = 1; i < K; i++) { /* bound K */
+		uint32_t want = rec_make(z, f + i, ST_TAIL, order, owner);
+		if (ld_relaxed(&z->rec[f + i]) != want)
+			lab_plat_panic("labyrinth: corrupt block tail");
 		st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
+	}
 	rc = free_commit(&c, o, owner, o->pool, f, K, v);
 	lab_ctx_exit(&c);
 	return rc;

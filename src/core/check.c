@@ -295,6 +295,7 @@ int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 	st->refused = sum[LS_REFUSED];
 	st->scrubbed = sum[LS_SCRUBBED];
 	st->reserve_allocs = sum[LS_RESERVE];
+	st->nested_calls = sum[LS_NESTED];
 	return LAB_OK;
 }
 

@@ -31,7 +31,9 @@ void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 		atomic_signal_fence(memory_order_seq_cst);
 		c->cpu = cpu;
 		c->nested = depth != 0;
-		if (!c->nested) {
+		if (c->nested) {
+			atomic_fetch_add_explicit(&z->slow_st.v[LS_NESTED], 1, memory_order_relaxed);
+		} else {
 			c->rng = &cpu->rng;
 			if (lab_unlikely(ld_acquire(&z->gen) != cpu->gen_seen)) {
 				cpu->gen_seen = ld_acquire(&z->gen);
@@ -89,21 +91,32 @@ void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta)
 		atomic_fetch_add_explicit(&owner_at(c->z, owner)->held_slow, delta, memory_order_relaxed);
 }
 
-/* A random 64-bit value: the CPU's own generator, or the zone's shared one
- * under slow_lock for nested and slot-less contexts (*ok = false when a
- * nested call cannot get it). */
-uint64_t lab_ctx_random(struct lab_ctx *c, bool *ok)
+/* Make c->rng usable: the CPU's own generator, or the zone's shared one for
+ * nested and slot-less contexts, under slow_lock.  Lock order everywhere:
+ * slow_lock before any pool lock, so take it before the pool lock.  *took
+ * says whether this call took slow_lock (then lab_ctx_rng_put releases it).
+ * False only for a nested call that cannot get it without waiting for the
+ * code it interrupted. */
+bool lab_ctx_rng_get(struct lab_ctx *c, bool *took)
 {
-	*ok = true;
+	*took = false;
 	if (c->rng)
-		return lab_rng_u64(c->rng);
-	if (!lock_get(&c->z->slow_lock, c->id, c->nested)) {
-		*ok = false;
-		return 0;
+		return true;
+	if (!lock_get(&c->z->slow_lock, c->id, c->nested))
+		return false;
+	c->rng = &c->z->slow_rng;
+	c->slow_locked = true;
+	*took = true;
+	return true;
+}
+
+void lab_ctx_rng_put(struct lab_ctx *c, bool took)
+{
+	if (took && c->slow_locked) {
+		c->rng = NULL;
+		c->slow_locked = false;
+		lock_put(&c->z->slow_lock);
 	}
-	uint64_t u = lab_rng_u64(&c->z->slow_rng);
-	lock_put(&c->z->slow_lock);
-	return u;
 }
 
 static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
@@ -201,11 +214,15 @@ bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
 			return true;
 		}
 	}
-	uint64_t u = lab_ctx_random(c, &ok);
-	if (!ok || !lock_get(&p->lock, c->id, c->nested))
+	bool took;
+	if (!lab_ctx_rng_get(c, &took))
 		return false;
-	ok = lab_pool_insert_locked(z, pool, c->id, c->nested, f, u);
-	lock_put(&p->lock);
+	ok = lock_get(&p->lock, c->id, c->nested);
+	if (ok) {
+		ok = lab_pool_insert_locked(z, pool, c->id, c->nested, f, lab_rng_u64(c->rng));
+		lock_put(&p->lock);
+	}
+	lab_ctx_rng_put(c, took);
 	return ok;
 }
 

@@ -235,7 +235,7 @@ struct lab_pcp {
 
 enum lab_stat {
 	LS_ALLOCS, LS_FREES, LS_NOMEM, LS_QUOTA, LS_FRAG, LS_REFUSED, LS_SCRUBBED, LS_RESERVE,
-	LS_NR
+	LS_NESTED, LS_NR
 };
 struct lab_cpu_stats {
 	lab_a64 v[LS_NR];
@@ -391,7 +391,8 @@ void lab_ctx_exit(struct lab_ctx *c);
 void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v);
 void lab_zone_stat(struct lab_zone *z, enum lab_stat which);
 void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta);
-uint64_t lab_ctx_random(struct lab_ctx *c, bool *ok);
+bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
+void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
 void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);

@@ -141,13 +141,13 @@ static size_t reclaim(struct lab_ctx *c, struct lab_owner *o, uint32_t id, size_
 			st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c->id & 0xfffu));
 		if (!(z->flags & LAB_ZONE_NO_SCRUB))
 			lab_scrub_frames(c, f, K);
-		for (uint32_t i = 0; i < K; i++) {
-			bool ok;
-			uint64_t u = lab_ctx_random(c, &ok);
-			lock_get(&p->lock, c->id, false);
-			lab_pool_insert_locked(z, o->pool, c->id, false, f + i, u);
-			lock_put(&p->lock);
-		}
+		bool took;
+		lab_ctx_rng_get(c, &took); /* never nested here: cannot fail */
+		lock_get(&p->lock, c->id, false);
+		for (uint32_t i = 0; i < K; i++)
+			lab_pool_insert_locked(z, o->pool, c->id, false, f + i, lab_rng_u64(c->rng));
+		lock_put(&p->lock);
+		lab_ctx_rng_put(c, took);
 		atomic_fetch_sub_explicit(&o->held_slow, (int64_t)K, memory_order_relaxed);
 		if (o->quota)
 			atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);

@@ -348,12 +348,14 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 		p->grp[k] = grp;
 	}
 
+	uint64_t usable = 0; /* frames of these colours that can ever be free */
 	for (uint32_t ci = 0; ci < nc; ci++) {
 		uint32_t c = p->slice_colour[ci];
 		uint64_t i0 = (c - (z->base_pfn & (C - 1))) & (C - 1);
 		for (uint64_t i = i0; i < z->nr_frames; i += C) {
-			uint32_t f = (uint32_t)i;
-			if (ld_relaxed(&z->rec[f]) == rec_make(z, f, ST_UNASSIGNED, 0, 0))
+			uint32_t f = (uint32_t)i, v = ld_relaxed(&z->rec[f]);
+			usable += v != rec_make(z, f, ST_RESERVED, 0, 0);
+			if (v == rec_make(z, f, ST_UNASSIGNED, 0, 0))
 				st_relaxed(gslot(z, p, n++), f);
 		}
 	}
@@ -365,11 +367,13 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 	}
 	for (uint32_t j = 0; j < n; j++)
 		st_relaxed(&z->rec[ld_relaxed(gslot(z, p, j))], rec_pos(j));
-	p->reserve = (uint32_t)((uint64_t)n * z->reserve_permille / 1000);
+	/* Sized by the pool's frames, not by how many are clean yet: frames a
+	 * zone that did not start zeroed gets from lab_scrub() count too. */
+	p->reserve = (uint32_t)(usable * z->reserve_permille / 1000);
 	/* All CPUs together may cache at most a quarter of a small pool: an
 	 * idle CPU's cache must not starve the others.  Below 4 frames per CPU
 	 * the pool is used without caches (every call takes the pool lock). */
-	uint64_t per_cpu = n / (4ull * z->nr_cpus);
+	uint64_t per_cpu = usable / (4ull * z->nr_cpus);
 	p->pcp_max = per_cpu >= LAB_PCP_CAP ? LAB_PCP_CAP : per_cpu < 4 ? 0 : (uint32_t)per_cpu & ~1u;
 	p->pcp_batch = p->pcp_max / 2;
 	p->nr_owners = 0;
