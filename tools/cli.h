@@ -10,6 +10,8 @@
 
 int cmd_info(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* "1G", "256M", "4096K", "12345" -> bytes; false on garbage. */
 bool cli_parse_size(const char *s, uint64_t *out);

@@ -19,6 +19,9 @@ static const char usage[] =
 	"commands:\n"
 	"  demo     a simulated hypervisor on a hosted zone: VMs, interrupt-context\n"
 	"           allocations, a VM torn down; prints what each property measured\n"
+	"  audit    measure every property (placement, timing, ownership, scrub,\n"
+	"           colours): figure, threshold, PASS/FAIL per check\n"
+	"  bench    alloc+free throughput for 1..N threads, in rounds, as ratios\n"
 	"  info     cache geometry, colour count, real PFNs and hugepages, metadata\n"
 	"           bytes per frame, build configuration\n"
 	"  help     this text; `labyrinth <command> --help` explains a command\n"
@@ -126,6 +129,10 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 1, argv + 1);
 	if (!strcmp(cmd, "demo"))
 		return cmd_demo(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(cmd, "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	fprintf(stderr, "labyrinth: unknown command '%s'\n\n%s", cmd, usage);
 	return 2;
 }

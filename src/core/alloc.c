@@ -47,17 +47,17 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	 * caches only add to it, so NOWAIT never takes the pool below its
 	 * reserve.  Counting reserve use is branch-free. */
 	bool in_reserve = ld_relaxed(&p->n) + count <= p->reserve;
-	if (lab_unlikely(in_reserve && !(flags & LAB_ATOMIC)))
+	if (lab_unlikely(!(flags & LAB_ATOMIC) && in_reserve)) /* flags first: no branch on the fill for ATOMIC */
 		return LAB_ENOMEM;
 	stat_add(&c->cpu->st.v[LS_RESERVE], in_reserve);
 
-	uint32_t x = pcp->ring[pcp->head];
+	uint32_t x = lab_public(pcp->ring[pcp->head]); /* the frame handed out */
 	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
 	st_relaxed(&pcp->count, count - 1);
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
-	__builtin_prefetch(&z->rec[pcp->ring[pcp->head]], 1, 3);
-	if (lab_unlikely(ld_relaxed(&z->rec[x]) != rec_make(z, x, ST_PCP, 0, pool)))
+	__builtin_prefetch(&z->rec[lab_public(pcp->ring[pcp->head])], 1, 3);
+	if (lab_unlikely(lab_public(ld_relaxed(&z->rec[x]) != rec_make(z, x, ST_PCP, 0, pool))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
 	return LAB_OK;
@@ -328,15 +328,17 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	if ((uint64_t)f + K > z->nr_frames)
 		return refuse(z, LAB_ERANGE);
 
-	uint32_t v = ld_acquire(&z->rec[f]);
+	/* The state of the frame the caller names is the caller's to know:
+	 * its own block, or a refusal code. */
+	uint32_t v = lab_public(ld_acquire(&z->rec[f]));
 	int rc = classify(z, f, v, owner, order);
 	if (rc != LAB_OK)
 		return refuse(z, rc);
 	struct lab_ctx c;
 	lab_ctx_enter(z, &c);
 	uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
-	if (!atomic_compare_exchange_strong_explicit(&z->rec[f], &v, busy, memory_order_acq_rel,
-	                                             memory_order_acquire)) {
+	if (!lab_public(atomic_compare_exchange_strong_explicit(&z->rec[f], &v, busy, memory_order_acq_rel,
+	                                                        memory_order_acquire))) {
 		/* Lost a race (double free, or teardown took it): say why. */
 		lab_ctx_exit(&c);
 		rc = classify(z, f, v, owner, order);
@@ -346,7 +348,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	 * a tail that disagrees is corrupt, not a race. */
 	for (uint32_t i = 1; i < K; i++) { /* bound K */
 		uint32_t want = rec_make(z, f + i, ST_TAIL, order, owner);
-		if (ld_relaxed(&z->rec[f + i]) != want)
+		if (lab_public(ld_relaxed(&z->rec[f + i]) != want))
 			lab_plat_panic("labyrinth: corrupt block tail");
 		st_relaxed(&z->rec[f + i], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 	}

@@ -51,6 +51,34 @@
 #define LAB_ZONE_MAGIC 0x4c414259u      /* "LABY"                            */
 #define LAB_NONE 0xffffffffu
 
+/*
+ * lab_public(x): x may be known to an observer; the ctgrind-style audit
+ * (tests/ctgrind.c, built with -DLAB_CTGRIND=1 and run under valgrind's
+ * memcheck) marks the allocator's state secret and flags every branch and
+ * address that depends on it, except values passed through here.  Only two
+ * kinds of value may be: (a) random draws whose distribution does not depend
+ * on the allocator's state (CSPRNG output, the uniformly drawn slot and the
+ * frame in it, which the caller receives anyway), and (b) outcomes of
+ * consistency checks that are constant unless memory is corrupt or another
+ * CPU interferes.  Elsewhere it compiles to nothing.
+ */
+#ifndef LAB_CTGRIND
+#define LAB_CTGRIND 0
+#endif
+#if LAB_CTGRIND == 2 /* self-test of the check: declassify nothing, it must fail */
+#define lab_public(x) (x)
+#elif LAB_CTGRIND
+#include <valgrind/memcheck.h>
+#define lab_public(x)                                                          \
+	__extension__({                                                        \
+		__typeof__(x) pub_ = (x);                                      \
+		VALGRIND_MAKE_MEM_DEFINED(&pub_, sizeof pub_);                 \
+		pub_;                                                          \
+	})
+#else
+#define lab_public(x) (x)
+#endif
+
 #define lab_likely(x) __builtin_expect(!!(x), 1)
 #define lab_unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -50,12 +50,14 @@ static inline uint32_t locate(struct lab_zone *z, struct lab_pool *p, uint32_t f
                               uint32_t n)
 {
 	uint32_t s = (v & REC_POS_MASK) << 1;
-	if (s >= n)
+	/* Bounds and whether the slot still names f: constant unless another
+	 * CPU moved f meanwhile (consistency checks, public by rule (b)). */
+	if (lab_public(s >= n))
 		return LAB_NONE;
 	lab_a32 *g = gslot(z, p, s);
-	if (ld_relaxed(g) == f)
+	if (lab_public(ld_relaxed(g) == f))
 		return s;
-	if (s + 1 < n && ld_relaxed(g + 1) == f)
+	if (lab_public(s + 1 < n) && lab_public(ld_relaxed(g + 1) == f))
 		return s + 1;
 	return LAB_NONE;
 }
@@ -84,10 +86,11 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 {
 	pcp->next_u = pcp->later_u;
 	pcp->later_u = lab_rng_u64(rng);
-	uint32_t g = ld_relaxed(gslot(z, p, lab_bound(pcp->next_u, n)));
+	/* Uniform draws and the uniformly drawn frame: state-independent. */
+	uint32_t g = lab_public(ld_relaxed(gslot(z, p, lab_bound(lab_public(pcp->next_u), n))));
 	if (lab_likely(g < z->nr_frames))
 		__builtin_prefetch(&z->rec[g], 1, 3);
-	__builtin_prefetch(gslot(z, p, lab_bound(pcp->later_u, n)), 1, 3);
+	__builtin_prefetch(gslot(z, p, lab_bound(lab_public(pcp->later_u), n)), 1, 3);
 }
 
 /*
@@ -105,23 +108,25 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
 		uint32_t n = ld_acquire(&p->n);
-		if (n == 0)
+		/* An empty array (every free frame of the pool cached by CPUs) is
+		 * an edge state with its own path: declared, not hidden. */
+		if (lab_public(n == 0))
 			return false;
-		uint32_t r = lab_bound(pcp->next_u, n);
+		uint32_t r = lab_bound(lab_public(pcp->next_u), n); /* a uniform draw */
 		lab_a32 *slot = gslot(z, p, r);
 		pipeline_advance(z, p, pcp, rng, n);
 
-		uint32_t g = ld_relaxed(slot);
+		uint32_t g = lab_public(ld_relaxed(slot)); /* the uniformly drawn frame */
 		if (lab_unlikely(g >= z->nr_frames))
 			corrupt_array();
 		uint32_t v = rec_pos(r);
-		if (!cas_rec(z, g, &v, busy_rec(z, g, me)))
-			continue; /* g moved or is locked: another slot */
+		if (!lab_public(cas_rec(z, g, &v, busy_rec(z, g, me))))
+			continue; /* g moved or is locked: another slot (contention only) */
 		/* We own g.  A frame we locked is in a live slot unless an append
 		 * has not published it yet, or we read a stale copy of a dead slot:
 		 * re-read n (acquire pairs with the publisher) and look again. */
 		uint32_t s = locate(z, p, g, rec_pos(r), ld_acquire(&p->n));
-		if (s == LAB_NONE) {
+		if (lab_public(s == LAB_NONE)) { /* only when an append or a pop raced with us */
 			st_release(&z->rec[g], rec_pos(r));
 			continue;
 		}

@@ -1,0 +1,1192 @@
+/*
+ * pool.pml - Promela model of the labyrinth pool concurrency protocol.
+ *
+ * Checked by scripts/spin-check.sh (spin -a, cc -DSAFETY, exhaustive search).
+ * The C side: src/core/pool.c, src/core/cpu.c, src/core/alloc.c,
+ * src/core/scrub.c, src/core/owner.c (reclaim), record encoding in
+ * src/core/internal.h.  Every statement group below names the C function it
+ * models.
+ *
+ * Granularity: every load, store and CAS of shared memory (the pool array G,
+ * n, the pool lock, the frame records, owner state, the dirty-ring lock) is
+ * its own Promela step.  A step may also do purely local work (registers,
+ * the CPU's own pcp ring, which no other CPU touches) and ghost updates;
+ * atomic{} is only ever wrapped around ONE shared access plus such local or
+ * ghost work.  Memory is sequentially consistent: the C11 acquire/release
+ * orderings are NOT checked here (that needs a weak-memory checker), only
+ * the interleaving logic.
+ *
+ * Configuration (cpp defines; spin runs cpp on this file):
+ *   NF=3|4        frames in the one pool (G has NF slots)          default 3
+ *   OPS=k         operations per CPU before its final frees        default 3
+ *   OPS0, OPS1    the same for CPU 0 / CPU 1 alone                 default OPS
+ *   XTRIES=k      LAB_XCHG_TRIES                                   default 4
+ *   PROBE=k       reachability probe k (list below) becomes assert(false):
+ *                 spin must reach it, so the path is really explored
+ *   CLAIM         CPUs may also alloc/free an order-1 block through
+ *                 lab_pool_claim_locked / remove_slot / insert_locked
+ *   TEARDOWN      a third process removes owner 2 (CPU 1's owner):
+ *                 ACTIVE->DYING, then reclaim() of its blocks; CPU 1's
+ *                 lab_alloc runs the post-commit DYING check
+ *   ONE_OWNER     both CPUs act for owner 1 (default: CPU c acts for owner
+ *                 c+1, so a free of a frame CPU c does not hold must be
+ *                 refused; with one owner such a free is legal when the
+ *                 other CPU holds the frame, and only "the owner held it"
+ *                 is asserted)
+ *   DEFERRED      LAB_ZONE_DEFERRED_SCRUB: order-0 frees park the frame
+ *                 DIRTY in the CPU's dirty ring; lab_scrub (an operation of
+ *                 either CPU) or ring overflow scrubs and inserts it
+ *   MUTANT_*      seeded bugs, see the list at the end of this comment
+ *
+ * Ghost state (not in the C code):
+ *   holder[f]  0, or c+1 while lab_alloc has returned f to CPU c's caller
+ *              and no lab_free / reclaim commit (CAS ALLOC->BUSY) took it
+ *   dirty[f]   the frame may hold an owner's data (set when handed out,
+ *              cleared by lab_scrub_frames)
+ *   done       processes that finished
+ *
+ * Properties:
+ *   - never claim (asserted after every step, i.e. in every reachable state):
+ *     M1 a held frame has an ALLOC/TAIL record of its holder's owner and is
+ *        neither in G[0,n) nor in any pcp;
+ *     M2 a frame in a pcp is in no other pcp slot, not in G[0,n), has record
+ *        PCP and is clean;
+ *     M3 when the pool lock is free: G[0,n) holds distinct frames, each with
+ *        record INPOOL(s/2) or BUSY (an exchanger holds it); every INPOOL(p)
+ *        record names a frame at slot 2p or 2p+1 below n (invariant I1);
+ *     M4 a frame whose record is INPOOL or PCP is clean (shared pools keep
+ *        G zeroed).
+ *   - inline asserts: lab_alloc hands out only unheld clean frames; the
+ *     hostile free is refused; corrupt_array() / lab_plat_panic() paths are
+ *     assert(false); the claim never loses count.
+ *   - final check (all processes done, everything freed): the lock is free;
+ *     G[0,n) plus the pcps (plus dirty rings) hold every frame exactly once
+ *     with matching records; nothing is held or BUSY.
+ *   - spin's own check: no invalid end state (no deadlock; a lock_occupant
+ *     wait that never ends is a blocked process, see lock_occupant).
+ *
+ * Reachability probes (PROBE=k; scripts/spin-check.sh requires each to be hit):
+ *    1 exchange: the CAS on g failed (slot contended or stale)
+ *    2 exchange: g locked but not found below n: undo
+ *    3 exchange: g found in the sibling slot r^1, not r
+ *    4 exchange: all tries failed or G empty: insert under the lock
+ *    5 lock_occupant: CAS failed, waits for the exchanger
+ *    6 lock_occupant: locked y but it sits in the sibling slot: undo
+ *    7 insert_locked: occupant of r moved to slot n (Fisher-Yates)
+ *    8 refill: G empty, LAB_ENOMEM
+ *    9 spill of 2 frames
+ *   10 lab_free: classify said OK but the CAS lost (racing frees, ONE_OWNER)
+ *   11 lab_free accepted a free of a frame the other CPU held (ONE_OWNER)
+ *   12 claim: aborted after taking a frame, re-inserted it (CLAIM)
+ *   13 remove_slot: a tail frame of the block claimed on the way (CLAIM)
+ *   14 lab_alloc saw DYING after its commit and gave the frame back (TEARDOWN)
+ *   15 reclaim took a frame the client held (TEARDOWN)
+ *   16 a client free lost its CAS to reclaim (TEARDOWN)
+ *   17 dirty ring overflow: the oldest scrubbed at push (DEFERRED)
+ *   18 lab_scrub scrubbed a frame of the other CPU's ring (DEFERRED)
+ *
+ * Seeded bugs (each must make spin report an error):
+ *   MUTANT_NO_RECHECK          exchange: after the CAS, skip the re-read of n
+ *                              and the locate-below-n: write f into slot r
+ *   MUTANT_STALE_N             exchange: locate, but against the n read
+ *                              before the CAS (no re-read)
+ *   MUTANT_RECORD_BEFORE_SLOT  append: publish n, then write the slots and
+ *                              records (the brief's "n before slot")
+ *   MUTANT_REC_FIRST           append: record before slot (n still last)
+ *   MUTANT_OCC_NO_RECHECK      lock_occupant: trust the CAS, skip the
+ *                              G[s] == y re-check (sibling slot)
+ *   MUTANT_INSERT_REC_FIRST    insert: records before slots and n
+ *   MUTANT_REMOVE_REC_FIRST    remove_slot: record before slot (CLAIM)
+ *   MUTANT_FREE_STORE          lab_free: plain store instead of the CAS
+ *                              ALLOC->BUSY (ONE_OWNER: racing frees)
+ *   MUTANT_NO_DYING_CHECK      lab_alloc: skip the post-commit owner check
+ *                              (TEARDOWN)
+ *   MUTANT_SCRUB_AFTER_INSERT  free_commit: insert, then scrub
+ *   MUTANT_RING_NO_SCRUB       lab_scrub_ring: insert without scrubbing
+ *                              (DEFERRED)
+ */
+
+#ifndef NF
+#define NF 3
+#endif
+#ifndef OPS
+#define OPS 3
+#endif
+#ifndef XTRIES
+#define XTRIES 4         /* LAB_XCHG_TRIES */
+#endif
+#ifndef OPS0
+#define OPS0 OPS         /* operations of CPU 0 */
+#endif
+#ifndef OPS1
+#define OPS1 OPS         /* operations of CPU 1 */
+#endif
+#define NCPU 2
+#define BATCH 2          /* LAB_PCP_BATCH in the model                      */
+#define PCP_CAP 4        /* LAB_PCP_CAP = 2 * LAB_PCP_BATCH (never reached
+                            with NF <= 4 frames; spill is also an explicit op) */
+#define DIRTY_CAP 1      /* LAB_DIRTY_CAP, 1 so the overflow path runs       */
+#define NONE 255         /* LAB_NONE                                         */
+
+/* PROBE_AT(k) is followed by a statement, without a separator */
+#ifdef PROBE
+#define PROBE_AT(k) assert(PROBE != (k));
+#define PROBE_IF(c, k) if :: (c) -> assert(PROBE != (k)) :: else fi;
+#else
+#define PROBE_AT(k)
+#define PROBE_IF(c, k)
+#endif
+
+#ifdef TEARDOWN
+#define NPROC 3
+#else
+#define NPROC 2
+#endif
+
+/* ---- record encoding (internal.h "record.c: the frame table") -------------
+ * In C bit 31 set = IN POOL with bits 30..0 = slot >> 1; otherwise a state
+ * with owner/order/cpu ids and a keyed check (the check is abstracted away:
+ * the model never forges records).  Here a byte:                           */
+#define INPOOL(p)   (p)               /* rec_pos(slot) = REC_INPOOL|slot>>1 */
+#define IS_INPOOL(v) ((v) < 8)
+#define R_PCP       8                 /* ST_PCP, id = pool (one pool)       */
+#define BUSY(c)     (10 + (c))        /* ST_BUSY, id = CPU c (2: remover)   */
+#define ALLOC0(o)   (20 + (o))        /* ST_ALLOC, a = order 0, id = owner  */
+#define ALLOC1(o)   (24 + (o))        /* ST_ALLOC, a = order 1              */
+#define TAIL1(o)    (28 + (o))        /* ST_TAIL,  a = order 1              */
+#define DIRTY(o)    (32 + (o))        /* ST_DIRTY, id = previous owner      */
+#define IS_BUSY(v)  ((v) >= 10 && (v) < 13)
+
+#ifdef ONE_OWNER
+#define OWN(c) 1
+#else
+#define OWN(c) ((c) + 1)
+#endif
+
+#define O_ACTIVE 1
+#define O_DYING 2
+
+/* ---- shared state ------------------------------------------------------- */
+byte G[NF];           /* the pool's array (gstore through gslot)            */
+byte n = NF;          /* p->n                                               */
+byte plock = 0;       /* p->lock: 0 or holder id + 1                        */
+byte rec[NF];         /* z->rec                                             */
+byte ostate[3];       /* owners 1, 2: o->state                              */
+
+typedef Ring { byte e[NF]; byte cnt };
+Ring pcp[NCPU];       /* per-CPU FIFO, e[0] oldest (the C ring with its head
+                         rotated to 0: same FIFO, canonical states)         */
+#ifdef DEFERRED
+Ring dring[NCPU];     /* cpu->dirty[], dcount (under dlock)                 */
+byte dlock[NCPU];     /* cpu->dlock                                         */
+#endif
+
+/* ghost */
+byte holder[NF];
+bit dirty[NF];
+bit hblk[NF];         /* held frame was handed out in an order-1 block        */
+byte done = 0;
+bit ready = 0;      /* lab_pool_build done (the monitor waits for it) */
+
+/* frame f is in G[0, n) */
+#define INLIVE(f) ((n > 0 && G[0] == (f)) || (n > 1 && G[1] == (f)) || \
+                   (n > 2 && G[2] == (f)) || (NF > 3 && n > 3 && G[NF-1] == (f)))
+
+/* ---- pcp ring (cpu.c pcp_put, alloc0_pcp's pop): private to the CPU ----- */
+inline pcp_put(c, x)
+{
+	pcp[c].e[pcp[c].cnt] = x; pcp[c].cnt++
+}
+inline pcp_pop(c, x)  /* x = ring[head]; head++; count-- */
+{
+	x = pcp[c].e[0];
+	pcp[c].e[0] = pcp[c].e[1];
+	pcp[c].e[1] = pcp[c].e[2];
+#if NF > 3
+	pcp[c].e[2] = pcp[c].e[3];
+#endif
+	pcp[c].e[NF-1] = 0;
+	pcp[c].cnt--
+}
+
+/* ---- locks (internal.h lock_get / lock_put) ----------------------------
+ * lock_get spins on a CAS 0 -> me+1: modelled as a blocking CAS (spinning on
+ * a held lock is stuttering). */
+inline lock_get()  { atomic { plock == 0 -> plock = me + 1 } }
+inline lock_put()  { plock = 0 }   /* st_release(l, 0) */
+
+/* ---- pool.c lock_occupant(s): lock the occupant of live slot s ----------
+ * Pool lock held.  Retries until it holds the frame in slot s.  A failed CAS
+ * retries; while neither G[s] nor the record changed a retry would do
+ * exactly the same, so the model blocks until one of them changes (this
+ * makes a persistent "strange" state, which C turns into corrupt_array()
+ * after 64 rounds, or a circular wait, show up as an invalid end state). */
+inline lock_occupant(sl, y)
+{
+	do
+	:: y = G[sl];                                   /* y = ld_acquire(gslot(s)) */
+	   atomic {                                     /* cas_rec(y, rec_pos(s), busy) */
+		if
+		:: rec[y] == INPOOL(sl / 2) -> rec[y] = BUSY(me); ok = 1
+		:: else -> w = rec[y]; ok = 0
+		fi
+	   };
+	   if
+	   :: ok ->
+#ifdef MUTANT_OCC_NO_RECHECK
+		break
+#else
+		if
+		:: G[sl] == y -> break                  /* ld_relaxed(gslot(s)) == y: return y */
+		:: else -> PROBE_AT(6) rec[y] = INPOOL(sl / 2)  /* sibling s^1: st_release(rec[y], rec_pos(s)) */
+		fi
+#endif
+	   :: else ->
+		PROBE_AT(5) (G[sl] != y || rec[y] != w) /* strange/relax: wait for a change, retry */
+	   fi
+	od;
+	w = 0; ok = 0
+}
+
+/* ---- pool.c lab_pool_pop_locked(want): take up to want frames from the tail,
+ * pool lock held; records left BUSY in out[]. (nested = false: never gives up) */
+inline pop_locked(want)
+{
+	n1 = n;                                         /* n = ld_relaxed(&p->n) */
+	k = (want < n1 -> want : n1);                   /* k = want < n ? want : n */
+	j = 0;
+	do
+	:: j < k ->
+		os = n1 - 1 - j;
+		lock_occupant(os, y);                   /* y = lock_occupant(n - 1 - j) */
+		atomic { out[j] = y; j++; y = 0 }       /* out[j] = y */
+	:: else -> break
+	od;
+	atomic { n = n1 - k; j = 0; n1 = 0 }            /* st_release(&p->n, n - k) */
+}
+
+/* ---- pool.c lab_pool_append_locked(in = out[0..k)): slot, record, n ----- */
+inline append_locked()
+{
+	n1 = n;                                         /* n = ld_relaxed(&p->n) */
+	assert(n1 + k <= NF);                           /* n + k > cap: corrupt_array() */
+#ifdef MUTANT_RECORD_BEFORE_SLOT
+	n = n1 + k;                                     /* MUTANT: n published first */
+#endif
+	j = 0;
+	do
+	:: j < k ->
+#ifdef MUTANT_REC_FIRST
+		rec[out[j]] = INPOOL((n1 + j) / 2);     /* MUTANT: record first */
+		G[n1 + j] = out[j];
+#else
+		G[n1 + j] = out[j];                     /* st_relaxed(gslot(n + j), in[j]) */
+		rec[out[j]] = INPOOL((n1 + j) / 2);     /* st_release(rec[in[j]], rec_pos(n + j)) */
+#endif
+		j++
+	:: else -> break
+	od;
+#ifndef MUTANT_RECORD_BEFORE_SLOT
+	n = n1 + k;                                     /* st_release(&p->n, n + k) */
+#endif
+	atomic { j = 0; n1 = 0; out[0] = 0; out[1] = 0 }
+}
+
+/* ---- pool.c lab_pool_insert_locked(f): inside-out Fisher-Yates at a random
+ * r in [0, n]; the occupant of r moves to slot n.  Pool lock held. -------- */
+inline insert_locked(fr)
+{
+	n1 = n;                                         /* n = ld_relaxed(&p->n) */
+	assert(n1 + 1 <= NF);                           /* n + 1 > cap: corrupt_array() */
+	if                                              /* r = lab_bound(u, n + 1) */
+	:: r = 0
+	:: n1 >= 1 -> r = 1
+	:: n1 >= 2 -> r = 2
+#if NF > 3
+	:: n1 >= 3 -> r = 3
+#endif
+	fi;
+	if
+	:: r == n1 ->                                   /* r == n: append_locked(&f, 1) */
+		atomic { out[0] = fr; k = 1 };
+		append_locked();
+		k = 0
+	:: else ->
+		PROBE_AT(7) lock_occupant(r, y);        /* y = lock_occupant(r) */
+#ifdef MUTANT_INSERT_REC_FIRST
+		rec[y] = INPOOL(n1 / 2);                /* MUTANT: records first */
+		rec[fr] = INPOOL(r / 2);
+		G[n1] = y;
+		G[r] = fr;
+		n = n1 + 1;
+#else
+		G[n1] = y;                              /* st_relaxed(gslot(n), y) */
+		G[r] = fr;                              /* st_relaxed(gslot(r), f) */
+		n = n1 + 1;                             /* st_release(&p->n, n + 1) */
+		rec[y] = INPOOL(n1 / 2);                /* st_release(rec[y], rec_pos(n)) */
+		rec[fr] = INPOOL(r / 2);                /* st_release(rec[f], rec_pos(r)) */
+#endif
+	fi;
+	atomic { r = 0; y = 0; n1 = 0 }
+}
+
+/* ---- cpu.c pcp_spill / lab_pcp_drain: move the kk oldest pcp frames to
+ * G's tail under the pool lock (their records are PCP, not BUSY). -------- */
+inline pcp_spill(kk)
+{
+	atomic {                                        /* out[j] = ring[head++]; count -= n */
+		k = kk;
+		pcp_pop(me, out[0]);
+		if :: k > 1 -> pcp_pop(me, out[1]) :: else fi
+	};
+	PROBE_IF(k > 1, 9)
+	lock_get();                                     /* lock_get(&p->lock) */
+	append_locked();                                /* lab_pool_append_locked(out, n) */
+	lock_put();                                     /* lock_put(&p->lock) */
+	k = 0
+}
+
+/* ---- cpu.c lab_pcp_refill: pop up to BATCH frames from G's tail (the
+ * records prefetch before the lock is omitted: it only loads). ------------- */
+inline pcp_refill()
+{
+	lock_get();                                     /* lock_get(&p->lock) */
+	pop_locked(BATCH);                              /* k = lab_pool_pop_locked(..., BATCH) */
+	lock_put();                                     /* lock_put(&p->lock) */
+	j = 0;
+	do
+	:: j < k ->                                     /* rec[got[j]] = PCP; pcp_put */
+		atomic { rec[out[j]] = R_PCP; pcp_put(me, out[j]); out[j] = 0; j++ }
+	:: else -> break
+	od;
+	j = 0
+}
+
+/* ---- pool.c lab_pool_exchange(f): put f (BUSY, ours) at a random slot r,
+ * take out g.  Result ok (1: g displaced, now PCP). ----------------------- */
+inline exchange(fr)
+{
+	t = 0; ok = 0;
+	do
+	:: t < XTRIES ->                                /* for t < LAB_XCHG_TRIES */
+		atomic { n1 = n; t++ };                 /* n = ld_acquire(&p->n) */
+		if :: n1 == 0 -> break :: else fi;      /* n == 0: return false */
+		atomic {                                /* r = lab_bound(next_u, n); g = ld_relaxed(gslot(r)) */
+			if
+			:: r = 0
+			:: n1 > 1 -> r = 1
+			:: n1 > 2 -> r = 2
+#if NF > 3
+			:: n1 > 3 -> r = 3
+#endif
+			fi;
+			g = G[r]
+		};
+		atomic {                                /* cas_rec(g, rec_pos(r), busy_rec(g, me)) */
+			if
+			:: rec[g] == INPOOL(r / 2) -> rec[g] = BUSY(me); ok = 1
+			:: else -> ok = 0
+			fi
+		};
+		if
+		:: !ok -> PROBE_AT(1) skip              /* continue: another slot */
+		:: else ->
+#if defined(MUTANT_NO_RECHECK)
+			s = r;                          /* MUTANT: no re-read of n, no locate */
+#else
+# ifdef MUTANT_STALE_N
+			n2 = n1;                        /* MUTANT: locate against the old n */
+# else
+			n2 = n;                         /* ld_acquire(&p->n) (re-read) */
+# endif
+			s0 = (r / 2) * 2;               /* locate(g, rec_pos(r), n): s = pos << 1 */
+			if
+			:: s0 < n2 && G[s0] == g -> s = s0              /* s < n && gslot(s) == g */
+			:: else ->
+				if
+				:: s0 + 1 < n2 && G[s0 + 1] == g -> s = s0 + 1 /* s+1 < n && gslot(s+1) == g */
+				:: else -> s = NONE
+				fi
+			fi;
+#endif
+			if
+			:: s == NONE ->                 /* not live: st_release(rec[g], rec_pos(r)); continue */
+				PROBE_AT(2) atomic { rec[g] = INPOOL(r / 2); ok = 0 }
+			:: else ->
+				PROBE_IF(s != r, 3)
+				G[s] = fr;              /* st_relaxed(gslot(s), f) */
+				rec[fr] = INPOOL(s / 2); /* st_release(rec[f], rec_pos(s)) */
+				rec[g] = R_PCP;         /* st_release(rec[g], PCP(pool)); *g_out = g */
+				break
+			fi
+		fi
+	:: else -> break                                /* tries exhausted: return false */
+	od;
+	atomic { t = 0; n1 = 0; n2 = 0; r = 0; s = 0; s0 = 0 }
+}
+
+/* ---- cpu.c lab_free_insert(f) for a CPU with a pcp (not nested): exchange,
+ * the displaced frame joins the pcp (lab_pcp_push); else insert under the
+ * pool lock at a random position. ---------------------------------------- */
+inline free_insert(fr)
+{
+	exchange(fr);
+	if
+	:: ok ->                                        /* lab_pcp_push(c, pool, g) */
+		if
+		:: pcp[me].cnt == PCP_CAP -> pcp_spill(BATCH)   /* unreachable with NF <= 4 */
+		:: else
+		fi;
+		atomic { pcp_put(me, g); g = 0; ok = 0 }
+	:: else ->
+		PROBE_AT(4) lock_get();                 /* lock_get(&p->lock) */
+		insert_locked(fr);                      /* lab_pool_insert_locked(f, u) */
+		lock_put()                              /* lock_put(&p->lock) */
+	fi
+}
+
+#ifdef DEFERRED
+/* ---- scrub.c dirty-ring lock (lock_get / lock_put on cpu->dlock) -------- */
+inline dlock_get(c) { atomic { dlock[c] == 0 -> dlock[c] = me + 1 } }
+inline dlock_put(c) { dlock[c] = 0 }
+
+/* ---- scrub.c lab_dirty_push(f, owner): park f DIRTY; ring full: scrub and
+ * insert the oldest. ---------------------------------------------------- */
+inline dirty_push(fr)
+{
+	rec[fr] = DIRTY(OWN(me));                       /* st_release(rec[f], DIRTY(owner)) */
+	dlock_get(me);                                  /* lock_get(&cpu->dlock) */
+	atomic {                                        /* dcount == CAP: old = ring_take; ring_put */
+		if
+		:: dring[me].cnt == DIRTY_CAP -> old = dring[me].e[0]; dring[me].e[0] = 0; dring[me].cnt--
+		:: else -> old = NONE
+		fi;
+		dring[me].e[dring[me].cnt] = fr; dring[me].cnt++
+	};
+	dlock_put(me);                                  /* lock_put(&cpu->dlock) */
+	if
+	:: old != NONE ->
+		PROBE_AT(17) rec[old] = BUSY(me);       /* st_relaxed(rec[old], BUSY) */
+		dirty[old] = 0;                         /* lab_scrub_frames(old, 1) */
+		free_insert(old)                        /* lab_free_insert(old) */
+	:: else
+	fi;
+	old = 0
+}
+
+/* ---- scrub.c lab_scrub -> lab_scrub_ring(ring of CPU rc): take the ring's
+ * frames under its dlock, then BUSY, scrub, lab_free_insert each. -------- */
+inline scrub_ring(rc)
+{
+	dlock_get(rc);                                  /* lock_get(&ring_cpu->dlock) */
+	atomic {                                        /* batch[k++] = ring_take() */
+		old = (dring[rc].cnt > 0 -> dring[rc].e[0] : NONE);
+		dring[rc].e[0] = 0; dring[rc].cnt = 0
+	};
+	dlock_put(rc);                                  /* lock_put */
+	if
+	:: old != NONE ->
+		PROBE_IF(rc != me, 18)
+		rec[old] = BUSY(me);                    /* st_relaxed(rec[f], BUSY) */
+#ifndef MUTANT_RING_NO_SCRUB
+		dirty[old] = 0;                         /* lab_scrub_frames(f, 1) */
+#endif
+		free_insert(old)                        /* lab_free_insert(f) */
+	:: else
+	fi;
+	old = 0
+}
+#endif
+
+/* ---- alloc.c free_commit for K == 1 with a pcp: scrub, lab_free_insert (or
+ * lab_dirty_push when deferred). ----------------------------------------- */
+inline free_commit0(fr)
+{
+#ifdef DEFERRED
+	dirty_push(fr)                                  /* lab_dirty_push(c, f, owner) */
+#else
+# ifdef MUTANT_SCRUB_AFTER_INSERT
+	free_insert(fr);                                /* MUTANT: insert ... */
+	dirty[fr] = 0                                   /* ... then scrub */
+# else
+	dirty[fr] = 0;                                  /* lab_scrub_frames(c, f, 1): BUSY, ours */
+	free_insert(fr)                                 /* lab_free_insert(c, pool, f) */
+# endif
+#endif
+}
+
+/* ---- alloc.c lab_free(owner, f, order 0): classify, CAS ALLOC -> BUSY,
+ * free_commit.  legit: the caller holds f; else the hostile double free. -- */
+inline lab_free0(fr, legit)
+{
+#ifdef TEARDOWN
+	if                                              /* live_owner(): state ACTIVE */
+	:: ostate[OWN(me)] == O_ACTIVE -> ok = 1
+	:: else -> ok = 0
+	fi;
+	if :: ok ->
+#endif
+	v = rec[fr];                                    /* v = ld_acquire(&z->rec[f]) */
+	if
+	:: v == ALLOC0(OWN(me)) ->                      /* classify() == LAB_OK */
+		atomic {                                /* CAS(rec[f], v, busy) */
+			if
+			:: rec[fr] == v ->
+#ifdef ONE_OWNER
+				assert(holder[fr] != 0);        /* ALLOC record: the owner holds it */
+				PROBE_IF(holder[fr] != me + 1, 11)
+#else
+				assert(holder[fr] == me + 1);   /* ALLOC(our owner): we hold it */
+#endif
+				holder[fr] = 0;
+				rec[fr] = BUSY(me); ok = 1
+			:: else ->                              /* lost a race: refused */
+#ifdef TEARDOWN
+				PROBE_AT(16)
+#endif
+#ifdef ONE_OWNER
+				PROBE_AT(10)
+#endif
+				ok = 0
+			fi
+		}
+	:: else -> ok = 0                               /* classify: EFREE/EOWNER/EORDER */
+	fi;
+#ifdef MUTANT_FREE_STORE
+	if                                              /* MUTANT: no CAS, a plain store */
+	:: v == ALLOC0(OWN(me)) && !ok ->
+		atomic { holder[fr] = 0; rec[fr] = BUSY(me); ok = 1 }
+	:: else
+	fi;
+#endif
+#ifdef TEARDOWN
+	:: else
+	fi;
+#endif
+	if
+	:: ok ->
+#if !defined(ONE_OWNER) && !defined(MUTANT_FREE_STORE)
+		assert(legit);                          /* a hostile free is never accepted */
+#endif
+		ok = 0;
+		free_commit0(fr)                        /* free_commit(..., K = 1, v) */
+	:: else ->
+#if !defined(ONE_OWNER) && !defined(TEARDOWN)
+		assert(!legit)                          /* a free of a held frame succeeds */
+#else
+		skip
+#endif
+	fi;
+	v = 0
+}
+
+/* ---- alloc.c give_back(f, K = 1, own rng): lab_free_insert ------------- */
+#define give_back0(fr) free_insert(fr)
+
+/* ---- alloc.c lab_alloc commit: head record ALLOC, then (owner teardown
+ * race) re-check the owner state; DYING: CAS ALLOC -> BUSY and give back. */
+inline alloc_commit0(x)
+{
+#ifdef TEARDOWN
+	rec[x] = ALLOC0(OWN(me));                       /* st_release(&z->rec[f], head) */
+# ifdef MUTANT_NO_DYING_CHECK
+	atomic { assert(holder[x] == 0 && !dirty[x]); holder[x] = me + 1; dirty[x] = 1 }
+# else
+	atomic {                                        /* ld_relaxed(&o->state) != OWNER_ACTIVE ? */
+		if
+		:: ostate[OWN(me)] == O_ACTIVE ->        /* LAB_OK: handed to the caller */
+			assert(holder[x] == 0 && !dirty[x]);
+			holder[x] = me + 1; dirty[x] = 1; ok = 0
+		:: else -> ok = 1
+		fi
+	};
+	if
+	:: ok ->
+		atomic {                                /* CAS(rec[f], head, busy) */
+			if
+			:: rec[x] == ALLOC0(OWN(me)) -> rec[x] = BUSY(me); ok = 1
+			:: else -> ok = 0               /* reclaim took it: LAB_ENOOWNER */
+			fi
+		};
+		if
+		:: ok -> PROBE_AT(14) ok = 0; give_back0(x)     /* give_back(&c, pool, f, 1) */
+		:: else
+		fi
+	:: else
+	fi
+# endif
+#else
+	atomic {                                        /* st_release(&z->rec[f], head); LAB_OK */
+		rec[x] = ALLOC0(OWN(me));
+		assert(holder[x] == 0 && !dirty[x]);    /* never handed out twice, never dirty */
+		holder[x] = me + 1; dirty[x] = 1        /* the caller writes its data */
+	}
+#endif
+}
+
+/* ---- alloc.c lab_alloc(order 0) with a pcp: alloc0_pcp ------------------ */
+inline lab_alloc0()
+{
+#ifdef TEARDOWN
+	if                                              /* live_owner(): ACTIVE */
+	:: ostate[OWN(me)] == O_ACTIVE -> ok = 1
+	:: else -> ok = 0
+	fi;
+	if :: ok ->
+	ok = 0;
+#endif
+	if                                              /* pcp->count == 0: lab_pcp_refill */
+	:: pcp[me].cnt == 0 -> pcp_refill()
+	:: else -> k = 1
+	fi;
+	if
+	:: k == 0 -> PROBE_AT(8) skip                   /* LAB_ENOMEM */
+	:: else ->
+		/* reserve = 0 here: the in_reserve test (a load of n) never fails */
+		atomic { pcp_pop(me, x); k = 0 };       /* x = ring[head]; head++; count-- */
+		assert(rec[x] == R_PCP);                /* else panic("corrupt per-CPU cache") */
+		alloc_commit0(x)
+	fi;
+#ifdef TEARDOWN
+	:: else
+	fi;
+#endif
+	x = 0
+}
+
+#ifdef CLAIM
+/* ---- pool.c remove_slot(s): move the tail into s; a tail frame of our
+ * block [first, first+2) is claimed on the way. Pool lock held. ---------- */
+inline remove_slot(s)
+{
+	do
+	:: atomic { n1 = n; t = n1 - 1 };              /* n = ld_relaxed(&p->n); t = n - 1 */
+		if
+		:: t == s -> n = t; break                /* st_release(&p->n, t); return */
+		:: else ->
+			lock_occupant(t, y);             /* y = lock_occupant(t) */
+			if
+			:: y >= first && y < first + 2 -> /* y - first < K: claim it too */
+				PROBE_AT(13) n = t;      /* st_release(&p->n, t) */
+				claimed++
+			:: else ->
+#ifdef MUTANT_REMOVE_REC_FIRST
+				rec[y] = INPOOL(s / 2);  /* MUTANT: record first */
+				G[s] = y;
+				n = t;
+#else
+				G[s] = y;                /* st_relaxed(gslot(s), y) */
+				n = t;                   /* st_release(&p->n, t) */
+				rec[y] = INPOOL(s / 2);  /* st_release(rec[y], rec_pos(s)) */
+#endif
+				break
+			fi
+		fi
+	od;
+	atomic { n1 = 0; t = 0; y = 0 }
+}
+
+/* ---- pool.c lab_pool_claim_locked(first, order 1); ok = 1 on success ---- */
+inline claim_locked()
+{
+	ok = 1;
+	if                                              /* pre-check: both records IN POOL */
+	:: !IS_INPOOL(rec[first]) -> ok = 0
+	:: else
+	fi;
+	if
+	:: ok && !IS_INPOOL(rec[first + 1]) -> ok = 0
+	:: else
+	fi;
+	if
+	:: ok ->
+		claimed = 0; i = 0;
+		do
+		:: i < 2 ->
+			ff = first + i;
+			v = rec[ff];                     /* v = ld_acquire(&z->rec[f]) */
+			if
+			:: v == BUSY(me) -> i++          /* claimed from the tail already */
+			:: else ->
+				if
+				:: !IS_INPOOL(v) -> ok = 0; break   /* goto abort */
+				:: else
+				fi;
+				atomic {                 /* cas_rec(f, v, busy) */
+					if
+					:: rec[ff] == v -> rec[ff] = BUSY(me); ok = 1
+					:: else -> ok = 0
+					fi
+				};
+				if :: !ok -> break :: else fi;      /* goto abort */
+				n1 = n;                  /* locate(f, v, ld_relaxed(&p->n)) */
+				s0 = (v & 7) * 2;
+				if
+				:: s0 < n1 && G[s0] == ff -> s = s0
+				:: else ->
+					if
+					:: s0 + 1 < n1 && G[s0 + 1] == ff -> s = s0 + 1
+					:: else -> s = NONE
+					fi
+				fi;
+				assert(s != NONE);       /* LAB_NONE: corrupt_array() */
+				atomic { claimed++; n1 = 0; s0 = 0 };
+				remove_slot(s);
+				atomic { i++; s = 0 }
+			fi
+		:: else -> break
+		od;
+		if
+		:: ok -> assert(claimed == 2)           /* claimed != K: corrupt_array() */
+		:: else ->                              /* abort: re-insert what we took */
+			i = 0;
+			do
+			:: i < 2 ->
+				ff = first + i;
+				if
+				:: rec[ff] == BUSY(me) ->       /* ld_relaxed(rec[f]) == busy_rec */
+					PROBE_AT(12) insert_locked(ff)  /* lab_pool_insert_locked(f) */
+				:: else
+				fi;
+				i++
+			:: else -> break
+			od
+		fi
+	:: else
+	fi;
+	atomic { i = 0; ff = 0; claimed = 0; v = 0 }
+}
+
+/* ---- alloc.c lab_alloc(order 1): allocn (one probe: block [first, first+2),
+ * chosen by the caller), then the commit of TAIL and ALLOC records. ------- */
+inline lab_alloc1()
+{
+#ifdef TEARDOWN
+	if
+	:: ostate[OWN(me)] == O_ACTIVE -> ok = 1
+	:: else -> ok = 0
+	fi;
+	if :: ok ->
+#endif
+	lock_get();                                     /* lock_get(&p->lock) */
+	if
+	:: n < 2 -> ok = 0                              /* n < K: LAB_ENOMEM */
+	:: else -> claim_locked()                       /* lab_pool_claim_locked(first, 1) */
+	fi;
+	lock_put();                                     /* lock_put(&p->lock) */
+	if
+	:: ok ->
+		rec[first + 1] = TAIL1(OWN(me));        /* st_relaxed(rec[f+1], TAIL) */
+#ifdef TEARDOWN
+		rec[first] = ALLOC1(OWN(me));           /* st_release(rec[f], head) */
+		atomic {                                /* owner state re-check */
+			if
+			:: ostate[OWN(me)] == O_ACTIVE ->
+				assert(holder[first] == 0 && holder[first + 1] == 0);
+				assert(!dirty[first] && !dirty[first + 1]);
+				holder[first] = me + 1; holder[first + 1] = me + 1;
+				hblk[first] = 1; hblk[first + 1] = 1;
+				dirty[first] = 1; dirty[first + 1] = 1;
+				ok = 0
+			:: else -> ok = 1
+			fi
+		};
+		if
+		:: ok ->
+			atomic {                        /* CAS(rec[f], head, busy) */
+				if
+				:: rec[first] == ALLOC1(OWN(me)) -> rec[first] = BUSY(me); ok = 1
+				:: else -> ok = 0
+				fi
+			};
+			if
+			:: ok ->
+				rec[first + 1] = BUSY(me);       /* tails BUSY */
+				lock_get();              /* give_back, K = 2: insert each */
+				insert_locked(first);
+				lock_put();
+				lock_get();
+				ff = first + 1;
+				insert_locked(ff);
+				lock_put()
+			:: else
+			fi
+		:: else
+		fi;
+#else
+		atomic {                                /* st_release(rec[f], head); LAB_OK */
+			rec[first] = ALLOC1(OWN(me));
+			assert(holder[first] == 0 && holder[first + 1] == 0);
+			assert(!dirty[first] && !dirty[first + 1]);
+			holder[first] = me + 1; holder[first + 1] = me + 1;
+			hblk[first] = 1; hblk[first + 1] = 1;
+			dirty[first] = 1; dirty[first + 1] = 1
+		}
+#endif
+	:: else
+	fi;
+#ifdef TEARDOWN
+	:: else
+	fi;
+#endif
+	atomic { ok = 0; first = 0 }
+}
+
+/* ---- alloc.c lab_free(owner, first, order 1): classify the head, check the
+ * tail, CAS head ALLOC -> BUSY, tail BUSY, free_commit under the pool lock.
+ * legit: the caller holds the block; else the hostile (double) free. ------ */
+inline lab_free1(legit)
+{
+#ifdef TEARDOWN
+	if                                              /* live_owner(): ACTIVE */
+	:: ostate[OWN(me)] == O_ACTIVE -> ok = 1
+	:: else -> ok = 0
+	fi;
+	if :: ok ->
+#endif
+	v = rec[first];                                 /* v = ld_acquire(&z->rec[f]) */
+	if
+	:: v == ALLOC1(OWN(me)) ->                      /* classify() == LAB_OK */
+#ifndef FIX_FREE_TAIL_AFTER_CAS
+		/* for i < K: ld_relaxed(rec[f+i]) != TAIL(order, owner):
+		 * panic("labyrinth: corrupt block tail"), BEFORE the commit CAS */
+		assert(rec[first + 1] == TAIL1(OWN(me)));
+#endif
+		atomic {                                /* CAS(rec[f], v, busy) */
+			if
+			:: rec[first] == v ->
+#ifdef ONE_OWNER
+				assert(holder[first] != 0 && holder[first + 1] == holder[first]);
+#else
+				assert(holder[first] == me + 1 && holder[first + 1] == me + 1);
+#endif
+				assert(hblk[first] && hblk[first + 1]);
+				holder[first] = 0; holder[first + 1] = 0;
+				hblk[first] = 0; hblk[first + 1] = 0;
+				rec[first] = BUSY(me); ok = 1
+			:: else -> ok = 0                       /* lost the race: refused */
+			fi
+		}
+	:: else -> ok = 0                               /* classify: refused */
+	fi;
+	if
+	:: ok ->
+#ifndef ONE_OWNER
+		assert(legit);                          /* a hostile free is never accepted */
+#endif
+#ifdef FIX_FREE_TAIL_AFTER_CAS
+		/* proposed fix: check the tail after the CAS, while the head is BUSY
+		 * and ours (nobody else writes a tail then): a mismatch is corruption */
+		assert(rec[first + 1] == TAIL1(OWN(me)));
+#endif
+		rec[first + 1] = BUSY(me);              /* st_relaxed(rec[f+i], BUSY) */
+		lock_get();                             /* free_commit: K > 1, under the lock */
+		atomic { dirty[first] = 0; dirty[first + 1] = 0 };  /* lab_scrub_frames(f, K) */
+		insert_locked(first);                   /* lab_pool_insert_locked(f + 0, u) */
+		ff = first + 1;
+		insert_locked(ff);                      /* lab_pool_insert_locked(f + 1, u) */
+		lock_put()
+	:: else ->
+#if !defined(TEARDOWN) && !defined(ONE_OWNER)
+		assert(!legit)                          /* our own block: cannot be refused */
+#else
+		skip                                    /* reclaim or a racing free took it */
+#endif
+	fi;
+#ifdef TEARDOWN
+	:: else
+	fi;
+#endif
+	atomic { ok = 0; v = 0; first = 0; ff = 0 }
+}
+#endif /* CLAIM */
+
+/* frame f is held by this CPU as an order-0 frame */
+#define MINE0(f) (holder[f] == me + 1 && !hblk[f])
+/* the block at first (0 or 2) is held by this CPU */
+#define MINE1(b) (holder[b] == me + 1 && hblk[b])
+
+/* first = a block this CPU holds (guard: blocks if none) */
+inline pick_mine1()
+{
+	if
+	:: MINE1(0) -> first = 0
+#if NF > 3
+	:: MINE1(2) -> first = 2
+#endif
+	fi
+}
+
+inline pick_mine0(fr)
+{
+	if
+	:: MINE0(0) -> fr = 0
+	:: MINE0(1) -> fr = 1
+	:: MINE0(2) -> fr = 2
+#if NF > 3
+	:: MINE0(3) -> fr = 3
+#endif
+	fi
+}
+
+/* ---- one CPU: OPS calls of the public API, then it frees all it holds --- */
+proctype cpu(byte me)
+{
+	byte f, g, x, v, w, n1, n2, r, s, s0, y, t, k, j, op, old, os;
+	bit ok;
+	byte out[2];
+	byte hf;        /* hostile free target */
+#ifdef CLAIM
+	byte first, ff, i, claimed;
+#endif
+
+	do
+	:: op < (me == 0 -> OPS0 : OPS1) ->
+		op++;
+		if
+		:: lab_alloc0()                         /* lab_alloc(owner, 0) */
+		:: atomic { pick_mine0(f) } ->          /* lab_free(owner, f, 0), f ours */
+			lab_free0(f, 1);
+			f = 0
+		:: pcp[me].cnt > 0 ->                   /* lab_cpu_drain / lab_pcp_push overflow */
+			if
+			:: pcp_spill(pcp[me].cnt)
+			:: pcp[me].cnt > 1 -> pcp_spill(1)
+			fi
+		:: atomic {                             /* hostile: lab_free of a frame not ours */
+			if
+			:: holder[0] != me + 1 -> hf = 0
+			:: holder[1] != me + 1 -> hf = 1
+			:: holder[2] != me + 1 -> hf = 2
+#if NF > 3
+			:: holder[3] != me + 1 -> hf = 3
+#endif
+			fi };
+			lab_free0(hf, 0);
+			hf = 0
+#ifdef CLAIM
+		:: atomic {                             /* lab_alloc(owner, 1): the probe's */
+			if                              /* random aligned block is [first, first+2) */
+			:: first = 0
+#if NF > 3
+			:: first = 2
+#endif
+			fi } ->
+			lab_alloc1()
+		:: atomic { pick_mine1() } ->           /* lab_free(owner, first, 1), ours */
+			lab_free1(1)
+		:: atomic {                             /* hostile: lab_free(.., 1) of a block not ours */
+			if
+			:: !MINE1(0) -> first = 0
+#if NF > 3
+			:: !MINE1(2) -> first = 2
+#endif
+			fi } ->
+			lab_free1(0)
+#endif
+#ifdef DEFERRED
+		:: scrub_ring(me); scrub_ring(1 - me)   /* lab_scrub(): own ring first */
+#endif
+		fi
+	:: else -> break
+	od;
+	/* finish: free everything still held (what a client does before exit) */
+	do
+	:: atomic { pick_mine0(f) } -> lab_free0(f, 1); f = 0
+#ifdef CLAIM
+	:: atomic { pick_mine1() } -> lab_free1(1)
+#endif
+	:: else -> break
+	od;
+	done++
+}
+
+#ifdef TEARDOWN
+/* ---- owner.c lab_owner_remove(owner 2), phases 0 and 1 (the pool is shared
+ * with owner 1, so phase 2 only frees the owner; 3 and 4 do not run). ---- */
+proctype remover()
+{
+	byte me = 2;
+	byte f, v, n1, r, y, k, j, w, K, os;
+	bit ok;
+	byte out[2];
+
+	ostate[2] = O_DYING;                            /* phase 0: st_release(&o->state, DYING);
+	                                                   lab_plat_sync_cpus(): a full barrier on
+	                                                   every CPU = SC here */
+	f = 0;
+	do                                              /* phase 1: reclaim(), cursor over frames */
+	:: f < NF ->
+		v = rec[f];                             /* v = ld_acquire(&z->rec[f]) */
+		if
+		:: v == ALLOC0(2) || v == ALLOC1(2) ->  /* ST_ALLOC, id == owner */
+			K = (v == ALLOC1(2) -> 2 : 1);  /* K = 1 << rec_a(v) */
+			atomic {                        /* CAS(rec[f], v, busy) */
+				if
+				:: rec[f] == v ->
+					assert(holder[f] == 0 || holder[f] == 2);
+					PROBE_IF(holder[f] == 2, 15)
+					holder[f] = 0;
+					if :: K == 2 -> assert(holder[f + 1] == 0 || holder[f + 1] == 2);
+						holder[f + 1] = 0; hblk[f] = 0; hblk[f + 1] = 0
+					:: else fi;
+					rec[f] = BUSY(me); ok = 1
+				:: else -> ok = 0       /* the owner freed it meanwhile */
+				fi
+			};
+			if
+			:: ok ->
+				if :: K == 2 -> rec[f + 1] = BUSY(me) :: else fi;  /* tails BUSY */
+				atomic { dirty[f] = 0; if :: K == 2 -> dirty[f + 1] = 0 :: else fi };
+				                         /* lab_scrub_frames(f, K) */
+				lock_get();              /* per frame: lock, insert_locked, unlock */
+				insert_locked(f);
+				lock_put();
+				if
+				:: K == 2 ->
+					lock_get();
+					j = f + 1;
+					insert_locked(j);
+					lock_put()
+				:: else
+				fi;
+				f = f + K                /* o->cursor = f + K */
+			:: else -> f++
+			fi
+		:: else -> f++
+		fi
+	:: else -> break
+	od;
+	done++
+}
+#endif
+
+/* ---- invariants, checked in every reachable state ----------------------
+ * A never claim that asserts them after every step (cheaper than a monitor
+ * process: it adds no states).  Expressions only, so one macro per frame f
+ * and per slot s; && and || short-circuit as in C (no out-of-range index). */
+
+/* number of times f sits in CPU c's pcp, and in any pcp */
+#if NF > 3
+#define NPCP_C(c, f) ((pcp[c].cnt > 0 && pcp[c].e[0] == (f) -> 1 : 0) + \
+                      (pcp[c].cnt > 1 && pcp[c].e[1] == (f) -> 1 : 0) + \
+                      (pcp[c].cnt > 2 && pcp[c].e[2] == (f) -> 1 : 0) + \
+                      (pcp[c].cnt > 3 && pcp[c].e[3] == (f) -> 1 : 0))
+#else
+#define NPCP_C(c, f) ((pcp[c].cnt > 0 && pcp[c].e[0] == (f) -> 1 : 0) + \
+                      (pcp[c].cnt > 1 && pcp[c].e[1] == (f) -> 1 : 0) + \
+                      (pcp[c].cnt > 2 && pcp[c].e[2] == (f) -> 1 : 0))
+#endif
+#define NPCP(f) (NPCP_C(0, f) + NPCP_C(1, f))
+
+/* M1: a held frame has the record of its holder's owner (ALLOC order 0, or
+ * ALLOC order 1 at the even head / TAIL at the odd tail of a block), is not
+ * in G[0,n), not in a pcp */
+#define M1(f) (holder[f] == 0 || \
+	(rec[f] == (!hblk[f] -> ALLOC0(OWN(holder[f] - 1)) : \
+	            ((f) % 2 == 0 -> ALLOC1(OWN(holder[f] - 1)) : TAIL1(OWN(holder[f] - 1)))) && \
+	 !INLIVE(f) && NPCP(f) == 0))
+/* M2: a frame is at most once in all pcps; there it is unheld, PCP, not in
+ * G[0,n), clean */
+#define M2(f) (NPCP(f) == 0 || \
+	(NPCP(f) == 1 && holder[f] == 0 && rec[f] == R_PCP && !INLIVE(f) && !dirty[f]))
+/* M4: INPOOL and PCP records only on clean frames (shared pool: G is zero) */
+#define M4(f) (!(IS_INPOOL(rec[f]) || rec[f] == R_PCP) || !dirty[f])
+/* M3 (pool lock free): an INPOOL(p) record names a frame at 2p or 2p+1 < n */
+#define M3R(f) (plock != 0 || !IS_INPOOL(rec[f]) || \
+	(2 * rec[f] < n && G[2 * rec[f]] == (f)) || \
+	(2 * rec[f] + 1 < n && G[2 * rec[f] + 1] == (f)))
+/* M3 (pool lock free): live slot s names a frame with record INPOOL(s/2) or
+ * BUSY (an exchanger or claimer holds it) */
+#define M3S(s) (plock != 0 || (s) >= n || rec[G[s]] == INPOOL((s) / 2) || IS_BUSY(rec[G[s]]))
+/* M3 (pool lock free): live slots are distinct */
+#if NF > 3
+#define M3D (plock != 0 || ((n < 2 || G[0] != G[1]) && (n < 3 || (G[0] != G[2] && G[1] != G[2])) && \
+	(n < 4 || (G[0] != G[3] && G[1] != G[3] && G[2] != G[3]))))
+#else
+#define M3D (plock != 0 || ((n < 2 || G[0] != G[1]) && (n < 3 || (G[0] != G[2] && G[1] != G[2]))))
+#endif
+
+#ifndef NOCLAIM  /* -DNOCLAIM: the run that checks invalid end states */
+never {
+	do
+	:: d_step {
+		assert(!ready || (M1(0) && M1(1) && M1(2)));
+		assert(!ready || (M2(0) && M2(1) && M2(2)));
+		assert(!ready || (M3R(0) && M3R(1) && M3R(2)));
+		assert(!ready || (M3S(0) && M3S(1) && M3S(2)));
+		assert(!ready || M3D);
+		assert(!ready || (M4(0) && M4(1) && M4(2)));
+#if NF > 3
+		assert(!ready || (M1(3) && M2(3) && M3R(3) && M3S(3) && M4(3)));
+#endif
+	   }
+	od
+}
+#endif
+
+/* ---- the end: all processes finished and freed what they held ---------- */
+active proctype final_check()
+{
+	byte f, s, c, e, cnt;
+	done == NPROC;
+	d_step {
+		assert(plock == 0);
+#ifdef DEFERRED
+		assert(dlock[0] == 0 && dlock[1] == 0);
+		assert(n + pcp[0].cnt + pcp[1].cnt + dring[0].cnt + dring[1].cnt == NF);
+#else
+		assert(n + pcp[0].cnt + pcp[1].cnt == NF);
+#endif
+		f = 0;
+		do
+		:: f < NF ->
+			assert(holder[f] == 0);
+			cnt = 0;
+			s = 0;
+			do
+			:: s < n -> if :: G[s] == f -> cnt++; assert(rec[f] == INPOOL(s / 2)) :: else fi; s++
+			:: else -> break
+			od;
+			c = 0;
+			do
+			:: c < NCPU ->
+				e = 0;
+				do
+				:: e < pcp[c].cnt -> if :: pcp[c].e[e] == f -> cnt++; assert(rec[f] == R_PCP) :: else fi; e++
+				:: else -> break
+				od;
+#ifdef DEFERRED
+				if :: dring[c].cnt > 0 && dring[c].e[0] == f -> cnt++; assert(rec[f] >= DIRTY(0)) :: else fi;
+#endif
+				c++
+			:: else -> break
+			od;
+			assert(cnt == 1);                       /* G[0,n) + pcps: a permutation */
+			f++
+		:: else -> break
+		od
+	}
+}
+
+init
+{
+	byte f;
+	d_step {                                        /* lab_pool_build: G = frames, records */
+		f = 0;
+		do
+		:: f < NF -> G[f] = f; rec[f] = INPOOL(f / 2); f++
+		:: else -> break
+		od;
+		ostate[1] = O_ACTIVE; ostate[2] = O_ACTIVE;
+		f = 0;
+		ready = 1
+	};
+	atomic {
+		run cpu(0);
+		run cpu(1);
+#ifdef TEARDOWN
+		run remover()
+#endif
+	}
+}
