@@ -51,12 +51,12 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 		return LAB_ENOMEM;
 	stat_add(&c->cpu->st.v[LS_RESERVE], in_reserve);
 
-	uint32_t x = lab_public(pcp->ring[pcp->head]); /* the frame handed out */
+	uint32_t x = lab_public(ld_relaxed(&pcp->ring[pcp->head])); /* the frame handed out */
 	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
 	st_relaxed(&pcp->count, count - 1);
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
-	__builtin_prefetch(&z->rec[lab_public(pcp->ring[pcp->head])], 1, 3);
+	__builtin_prefetch(&z->rec[lab_public(ld_relaxed(&pcp->ring[pcp->head]))], 1, 3);
 	if (lab_unlikely(lab_public(ld_relaxed(&z->rec[x]) != rec_make(z, x, ST_PCP, 0, pool))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;

@@ -60,8 +60,8 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 			if (n && ld_relaxed(&z->pools[pool].state) == POOL_FREE)
 				bad(w, "labyrinth check: frames cached for a pool that does not exist");
 			for (uint32_t j = 0; j < n; j++)
-				mark_entry(z, w, pcp->ring[(pcp->head + j) & (LAB_PCP_CAP - 1)], ST_PCP, pool,
-				           MARK_PCP);
+				mark_entry(z, w, ld_relaxed(&pcp->ring[(pcp->head + j) & (LAB_PCP_CAP - 1)]), ST_PCP,
+				           pool, MARK_PCP);
 		}
 		uint32_t nd = ld_relaxed(&cpu->dcount);
 		if (nd > LAB_DIRTY_CAP) {

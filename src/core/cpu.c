@@ -122,7 +122,7 @@ void lab_ctx_rng_put(struct lab_ctx *c, bool took)
 static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
 {
 	uint32_t n = ld_relaxed(&pcp->count);
-	pcp->ring[(pcp->head + n) & (LAB_PCP_CAP - 1)] = frame;
+	st_relaxed(&pcp->ring[(pcp->head + n) & (LAB_PCP_CAP - 1)], frame);
 	st_relaxed(&pcp->count, n + 1);
 }
 
@@ -158,24 +158,13 @@ static void pcp_spill(struct lab_zone *z, uint32_t me, uint32_t pool, struct lab
 	struct lab_pool *p = &z->pools[pool];
 	uint32_t out[LAB_PCP_CAP];
 	for (uint32_t j = 0; j < n; j++) {
-		out[j] = pcp->ring[pcp->head];
+		out[j] = ld_relaxed(&pcp->ring[pcp->head]);
 		pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
 	}
 	st_relaxed(&pcp->count, ld_relaxed(&pcp->count) - n);
 	lock_get(&p->lock, me, false);
 	lab_pool_append_locked(z, pool, out, n);
 	lock_put(&p->lock);
-}
-
-/* Add a frame (a uniform sample of G: the one an exchange displaced) to the
- * pcp, spilling a batch to G's tail when full. */
-void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame)
-{
-	struct lab_pcp *pcp = cpu_pcp(c->z, c->cpu, pool);
-	struct lab_pool *p = &c->z->pools[pool];
-	if (lab_unlikely(ld_relaxed(&pcp->count) >= p->pcp_max))
-		pcp_spill(c->z, c->id, pool, pcp, p->pcp_batch);
-	pcp_put(pcp, frame);
 }
 
 /* Give back this CPU's cached frames: all pools, or only those no longer
@@ -195,8 +184,9 @@ void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dy
 
 /*
  * Put frame f (record BUSY and ours, already scrubbed if it must be) into its
- * pool.  With a pcp: exchange with a random slot, the displaced frame joins
- * the pcp.  Otherwise insert at a random position under the pool lock.
+ * pool.  With a pcp: exchange with a random position of G or the pcp (see
+ * lab_pool_exchange).  Otherwise insert at a random position of G under the
+ * pool lock.
  * Returns false only for a nested call that could not get the lock.
  */
 bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
@@ -208,11 +198,12 @@ bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
 	if (pool >= z->nr_pools)
 		lab_plat_panic("labyrinth: frame outside every pool");
 	if (c->cpu && !c->nested && p->pcp_max) {
-		uint32_t g;
-		if (lab_likely(lab_pool_exchange(z, pool, cpu_pcp(z, c->cpu, pool), c->rng, c->id, f, &g))) {
-			lab_pcp_push(c, pool, g);
+		struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
+		/* Room for one more first: the exchange appends at the tail. */
+		if (lab_unlikely(ld_relaxed(&pcp->count) >= p->pcp_max))
+			pcp_spill(z, c->id, pool, pcp, p->pcp_batch);
+		if (lab_likely(lab_pool_exchange(z, pool, pcp, c->rng, c->id, f)))
 			return true;
-		}
 	}
 	bool took;
 	if (!lab_ctx_rng_get(c, &took))

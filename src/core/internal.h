@@ -79,6 +79,22 @@
 #define lab_public(x) (x)
 #endif
 
+/* c ? a : b computed with masks, never a branch or a conditional move: the
+ * empty asm hides the mask from the optimiser, which would otherwise turn
+ * the expression back into one.  For choices that must not show in time. */
+static inline uintptr_t lab_mask(int c)
+{
+	uintptr_t m = (uintptr_t)0 - (uintptr_t)(c != 0);
+	__asm__("" : "+r"(m));
+	return m;
+}
+static inline uint32_t sel32(int c, uint32_t a, uint32_t b)
+{
+	uint32_t m = (uint32_t)lab_mask(c);
+	return (a & m) | (b & ~m);
+}
+#define SELP(c, a, b) ((__typeof__(a))(((uintptr_t)(a) & lab_mask(c)) | ((uintptr_t)(b) & ~lab_mask(c))))
+
 #define lab_likely(x) __builtin_expect(!!(x), 1)
 #define lab_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -258,7 +274,8 @@ struct lab_pcp {
 	lab_a32 count;   /* written by its CPU only; read by stats anywhere */
 	uint64_t next_u; /* draw for the next exchange: its slot read, record prefetched */
 	uint64_t later_u; /* draw for the one after: its slot prefetched              */
-	uint32_t ring[LAB_PCP_CAP];
+	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
+	                              ring slot and a pool slot without a branch */
 };
 
 enum lab_stat {
@@ -422,13 +439,12 @@ void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta);
 bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
 void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
-void lab_pcp_push(struct lab_ctx *c, uint32_t pool, uint32_t frame);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
 
 /* ---- pool.c: the shuffled free array of a pool ----------------------------- */
 
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f, uint32_t *g);
+                       uint32_t me, uint32_t f);
 
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                              uint32_t *out, uint32_t want);

@@ -76,64 +76,106 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
 
 /*
  * Software pipeline of the exchanges of one pcp (P3 and speed): the draw for
- * exchange t+2 is made during exchange t and its slot prefetched; during
- * t+1 that slot is read and the record of the frame in it prefetched; so
- * exchange t+2 finds both lines in cache whatever the size of G.  A slot
+ * exchange t+2 is made during exchange t and its position prefetched; during
+ * t+1 that position is read and the record of the frame in it prefetched; so
+ * exchange t+2 finds both lines in cache whatever the size of G.  A position
  * that changed meanwhile only costs a miss; correctness never depends on it.
+ * N is the exchange's range, n + count + 1 (see lab_pool_exchange).
  */
+static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
+                                uint32_t r, uint32_t n)
+{
+	/* Position r of "G[0, n), then the cache from its head": a data
+	 * selection, not a branch, so both kinds cost the same (P3). */
+	int in_g = r < n;
+	lab_a32 *gs = gslot(z, p, sel32(in_g, r, 0));
+	lab_a32 *cs = &pcp->ring[(pcp->head + r - n) & (LAB_PCP_CAP - 1)];
+	return SELP(in_g, gs, cs);
+}
+
 static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
-                                    struct lab_rng *rng, uint32_t n)
+                                    struct lab_rng *rng, uint32_t n, uint64_t N)
 {
 	pcp->next_u = pcp->later_u;
 	pcp->later_u = lab_rng_u64(rng);
 	/* Uniform draws and the uniformly drawn frame: state-independent. */
-	uint32_t g = lab_public(ld_relaxed(gslot(z, p, lab_bound(lab_public(pcp->next_u), n))));
+	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(pcp->next_u), N), n)));
 	if (lab_likely(g < z->nr_frames))
 		__builtin_prefetch(&z->rec[g], 1, 3);
-	__builtin_prefetch(gslot(z, p, lab_bound(lab_public(pcp->later_u), n)), 1, 3);
+	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(pcp->later_u), N), n), 1, 3);
 }
 
 /*
- * Exchange: put frame f (BUSY, ours) into a uniformly random slot r of G and
- * take out the frame g that was there; g becomes PCP(pool) and is returned.
- * Lock-free: one CAS on g's record.  Fails (false) if G is empty or the
- * random slots tried were all contended; the caller then inserts f under the
- * pool lock.  The slot and the record it names were prefetched by the two
- * calls before (pipeline_advance), so both are in cache whatever G's size.
+ * Free frame f (BUSY, ours, scrubbed if it must be) into the arrangement
+ * "G[0, n), then this CPU's cache from its head" by inside-out Fisher-Yates:
+ * f joins at the end (the cache's tail), then trades places with the frame
+ * at a uniformly random position r among the n + count + 1 (itself
+ * included).  The arrangement stays uniformly random, so the cache's head,
+ * which alloc takes, is a uniform pick among every frame this CPU can hand
+ * out: no window in which recently allocated frames cannot come back (a pure
+ * FIFO of samples of G has one, and a chi-square test sees it when the pool
+ * is nearly full).  The cache grows by one.
+ *
+ * A position in G is shared: the frame there is locked with one CAS on its
+ * record, and the slot re-checked against n (an append or pop may race).  A
+ * position in the cache is ours alone, but runs the very same instructions
+ * on as many cache lines, so how often each kind occurs (which depends on
+ * how full the pool is) does not show in the time (P3).  The lines were
+ * prefetched by the two calls before (pipeline_advance).
+ *
+ * Returns false if G positions were contended LAB_XCHG_TRIES times; nothing
+ * changed and the caller inserts f under the pool lock.
  */
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f, uint32_t *g_out)
+                       uint32_t me, uint32_t f)
 {
 	struct lab_pool *p = pool_at(z, pool);
+	uint32_t count = ld_relaxed(&pcp->count);
+	lab_a32 *tail = &pcp->ring[(pcp->head + count) & (LAB_PCP_CAP - 1)];
+	uint32_t fbusy = busy_rec(z, f, me), fpcp = rec_make(z, f, ST_PCP, 0, pool);
 
+	st_relaxed(tail, f); /* f at the end: position n + count */
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
 		uint32_t n = ld_acquire(&p->n);
-		/* An empty array (every free frame of the pool cached by CPUs) is
-		 * an edge state with its own path: declared, not hidden. */
-		if (lab_public(n == 0))
-			return false;
-		uint32_t r = lab_bound(lab_public(pcp->next_u), n); /* a uniform draw */
-		lab_a32 *slot = gslot(z, p, r);
-		pipeline_advance(z, p, pcp, rng, n);
+		uint64_t N = (uint64_t)n + count + 1;
+		uint32_t r = lab_bound(lab_public(pcp->next_u), N); /* a uniform draw */
+		int in_g = r < n; /* used in selections only: never branched on */
+		lab_a32 *slot = position(z, p, pcp, r, n);
+		pipeline_advance(z, p, pcp, rng, n, N);
 
 		uint32_t g = lab_public(ld_relaxed(slot)); /* the uniformly drawn frame */
 		if (lab_unlikely(g >= z->nr_frames))
 			corrupt_array();
-		uint32_t v = rec_pos(r);
-		if (!lab_public(cas_rec(z, g, &v, busy_rec(z, g, me))))
-			continue; /* g moved or is locked: another slot (contention only) */
-		/* We own g.  A frame we locked is in a live slot unless an append
-		 * has not published it yet, or we read a stale copy of a dead slot:
-		 * re-read n (acquire pairs with the publisher) and look again. */
-		uint32_t s = locate(z, p, g, rec_pos(r), ld_acquire(&p->n));
-		if (lab_public(s == LAB_NONE)) { /* only when an append or a pop raced with us */
+		/* What g's record must say if g is where we found it: in G, its
+		 * position; in the cache, PCP; f itself (r = the end), our lock. */
+		uint32_t gpcp = rec_make(z, g, ST_PCP, 0, pool);
+		int self = g == f;
+		uint32_t v = sel32(in_g, rec_pos(r), sel32(self, fbusy, gpcp));
+		if (!lab_public(cas_rec(z, g, &v, sel32(self, fbusy, busy_rec(z, g, me)))))
+			continue; /* g moved or is locked: another position (G only, contention) */
+		/* We own g.  In G, it is in a live slot, r or its sibling, unless
+		 * an append has not published it yet or we read a stale copy of a
+		 * dead slot: re-read n (acquire pairs with the publisher).  Both
+		 * candidates are computed for either kind of position. */
+		uint32_t nn = ld_acquire(&p->n), even = r & ~1u;
+		lab_a32 *g0 = gslot(z, p, sel32(even < nn, even, 0));
+		lab_a32 *c0 = SELP(in_g, g0, slot);
+		lab_a32 *c1 = SELP(in_g, g0 + 1, slot);
+		int hit0 = (int)sel32(in_g, even < nn, 1) & (ld_relaxed(c0) == g);
+		int hit1 = (int)sel32(in_g, even + 1 < nn, 1) & (ld_relaxed(c1) == g);
+		if (lab_public(!(hit0 | hit1))) { /* only when an append or a pop raced with us */
 			st_release(&z->rec[g], rec_pos(r));
 			continue;
 		}
-		st_relaxed(slot + ((int)s - (int)r), f); /* s is r or its sibling */
-		st_release(&z->rec[f], rec_pos(s));
-		st_release(&z->rec[g], rec_make(z, g, ST_PCP, 0, pool));
-		*g_out = g;
+		/* Which of the two: the draw's parity, public (rule (b)). */
+		hit0 = lab_public(hit0);
+		lab_a32 *at = SELP(hit0, c0, c1);
+		uint32_t s = sel32(hit0, even, even + 1);
+		st_relaxed(at, f);
+		st_release(&z->rec[f], sel32(in_g, rec_pos(s), fpcp));
+		st_relaxed(tail, g);
+		st_release(&z->rec[g], gpcp);
+		st_relaxed(&pcp->count, count + 1);
 		return true;
 	}
 	return false;
