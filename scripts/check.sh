@@ -57,5 +57,6 @@ run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
 run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
+run audit           scripts/audit-check.sh
 echo "$passed passed, $failed failed${skipped:+, $skipped skipped}" | sed 's/, 0 skipped//'
 [ "$failed" -eq 0 ]
