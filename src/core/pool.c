@@ -244,8 +244,9 @@ uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, boo
 	return k;
 }
 
-/* Append frames (BUSY, ours) at the tail, pool lock held.  Used for frames
- * that are uniform samples of G already (pcp spill, drain).  Slot, then
+/* Append frames at the tail, pool lock held: frames only we can touch (BUSY
+ * and ours, or PCP in our own cache).  Used for frames at fixed positions of
+ * the uniform arrangement (pcp spill, drain), which keeps it uniform.  Slot, then
  * record, then n: an exchanger that locks one of them before n is published
  * does not find it below n and undoes. */
 void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k)
