@@ -93,7 +93,12 @@ static inline uint32_t sel32(int c, uint32_t a, uint32_t b)
 	uint32_t m = (uint32_t)lab_mask(c);
 	return (a & m) | (b & ~m);
 }
-#define SELP(c, a, b) ((__typeof__(a))(((uintptr_t)(a) & lab_mask(c)) | ((uintptr_t)(b) & ~lab_mask(c))))
+static inline uintptr_t lab_selu(int c, uintptr_t a, uintptr_t b)
+{
+	uintptr_t m = lab_mask(c);
+	return (a & m) | (b & ~m);
+}
+#define SELP(c, a, b) ((__typeof__(a))lab_selu((c), (uintptr_t)(a), (uintptr_t)(b)))
 
 #define lab_likely(x) __builtin_expect(!!(x), 1)
 #define lab_unlikely(x) __builtin_expect(!!(x), 0)
@@ -337,17 +342,33 @@ static inline uint32_t rec_fhash(const struct lab_zone *z, uint32_t frame)
 	return (uint32_t)((((uint64_t)frame ^ z->mac_h[0]) * z->mac_h[1]) >> 52);
 }
 
+/* The field-dependent part of the check, k1*a + k2*id + k3*state: hot paths
+ * compute it once per call for the records they build (rec_build). */
+static inline uint32_t rec_lin(const struct lab_zone *z, uint32_t state, uint32_t a, uint32_t id)
+{
+	return z->mac_k[0] * a + z->mac_k[1] * id + z->mac_k[2] * state;
+}
+
 static inline uint32_t rec_check(const struct lab_zone *z, uint32_t frame, uint32_t body)
 {
-	return (z->mac_k[0] * rec_a(body) + z->mac_k[1] * rec_id(body) +
-	        z->mac_k[2] * rec_state(body) + rec_fhash(z, frame)) & 0xfffu;
+	return (rec_lin(z, rec_state(body), rec_a(body), rec_id(body)) + rec_fhash(z, frame)) & 0xfffu;
+}
+
+/* A record from its body, its linear part and the frame's hash. */
+static inline uint32_t rec_build(uint32_t body, uint32_t lin, uint32_t fh)
+{
+	return body | ((lin + fh) & 0xfffu);
+}
+
+static inline uint32_t rec_body(uint32_t state, uint32_t a, uint32_t id)
+{
+	return (state << 28) | (a << 24) | (id << 12);
 }
 
 static inline uint32_t rec_make(const struct lab_zone *z, uint32_t frame, uint32_t state,
                                 uint32_t a, uint32_t id)
 {
-	uint32_t body = (state << 28) | (a << 24) | (id << 12);
-	return body | rec_check(z, frame, body);
+	return rec_build(rec_body(state, a, id), rec_lin(z, state, a, id), rec_fhash(z, frame));
 }
 
 /* Is v a well-formed non-pool record for frame (check value matches)? */

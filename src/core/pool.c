@@ -132,7 +132,11 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t count = ld_relaxed(&pcp->count);
 	lab_a32 *tail = &pcp->ring[(pcp->head + count) & (LAB_PCP_CAP - 1)];
-	uint32_t fbusy = busy_rec(z, f, me), fpcp = rec_make(z, f, ST_PCP, 0, pool);
+	/* The records this call builds, their field parts computed once. */
+	uint32_t bbusy = rec_body(ST_BUSY, 0, me & 0xfffu), lbusy = rec_lin(z, ST_BUSY, 0, me & 0xfffu);
+	uint32_t bpcp = rec_body(ST_PCP, 0, pool), lpcp = rec_lin(z, ST_PCP, 0, pool);
+	uint32_t hf = rec_fhash(z, f);
+	uint32_t fbusy = rec_build(bbusy, lbusy, hf), fpcp = rec_build(bpcp, lpcp, hf);
 
 	st_relaxed(tail, f); /* f at the end: position n + count */
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
@@ -148,17 +152,19 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 			corrupt_array();
 		/* What g's record must say if g is where we found it: in G, its
 		 * position; in the cache, PCP; f itself (r = the end), our lock. */
-		uint32_t gpcp = rec_make(z, g, ST_PCP, 0, pool);
-		int self = g == f;
-		uint32_t v = sel32(in_g, rec_pos(r), sel32(self, fbusy, gpcp));
-		if (!lab_public(cas_rec(z, g, &v, sel32(self, fbusy, busy_rec(z, g, me)))))
+		uint32_t hg = rec_fhash(z, g);
+		uint32_t gpcp = rec_build(bpcp, lpcp, hg), gbusy = rec_build(bbusy, lbusy, hg);
+		uint32_t v = sel32(in_g, rec_pos(r), sel32(g == f, fbusy, gpcp));
+		if (!lab_public(cas_rec(z, g, &v, gbusy))) /* g == f: BUSY -> BUSY */
 			continue; /* g moved or is locked: another position (G only, contention) */
 		/* We own g.  In G, it is in a live slot, r or its sibling, unless
 		 * an append has not published it yet or we read a stale copy of a
 		 * dead slot: re-read n (acquire pairs with the publisher).  Both
 		 * candidates are computed for either kind of position. */
 		uint32_t nn = ld_acquire(&p->n), even = r & ~1u;
-		lab_a32 *g0 = gslot(z, p, sel32(even < nn, even, 0));
+		/* Slices have even length: r's even sibling is adjacent in storage.
+		 * (For a ring position g0 is not used: the selections drop it.) */
+		lab_a32 *g0 = slot - (r & 1);
 		lab_a32 *c0 = SELP(in_g, g0, slot);
 		lab_a32 *c1 = SELP(in_g, g0 + 1, slot);
 		int hit0 = (int)sel32(in_g, even < nn, 1) & (ld_relaxed(c0) == g);
