@@ -34,7 +34,7 @@ HEADERS    := $(wildcard include/*.h include/labyrinth/*.h src/core/*.h)
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 
-.PHONY: all lib demo check clean install uninstall
+.PHONY: all lib demo check clean install uninstall soak
 all: lib $(O)/labyrinth
 
 lib: $(O)/liblabyrinth.a $(O)/liblabyrinth.so
@@ -76,6 +76,15 @@ $(O)/test_tsan: $(SAN_SRC) tests/harness.h $(HEADERS)
 
 check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan
 	CI=$(CI) ./scripts/check.sh
+
+# `make soak SOAK_SECONDS=3600`: the stress workload, round after round.
+SOAK_SECONDS ?= 600
+STRESS_SRC := tests/test_stress.c tests/test_main.c tests/soak.c
+$(O)/soak: $(STRESS_SRC) tests/harness.h $(O)/liblabyrinth.a $(HEADERS)
+	$(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -DHARNESS_NO_MAIN -o $@ $(STRESS_SRC) $(O)/liblabyrinth.a -lpthread -lm
+
+soak: $(O)/soak
+	./$(O)/soak $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(O)

@@ -19,6 +19,7 @@
 #include "labyrinth/hosted.h"
 
 void harness_register(const char *name, void (*fn)(void), const char *file);
+int harness_run(int argc, char **argv);
 void harness_fail(const char *file, int line, const char *what);
 extern jmp_buf harness_abort;
 extern int harness_failed_checks;

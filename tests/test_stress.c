@@ -744,6 +744,11 @@ static void sx_remove_round(struct sx_ctx *cx, unsigned x, struct sx_round *rd)
 
 /* ---- the driver --------------------------------------------------------------------- */
 
+/* For `make soak` (tests/soak.c): totals over every run, and a seed offset
+ * so each round of the soak runs different operation streams. */
+_Atomic uint64_t sx_total_ops, sx_total_violations;
+uint8_t sx_seed_offset;
+
 struct sx_params {
 	const char *name;
 	unsigned nthreads, nr_cpus;
@@ -762,8 +767,8 @@ static void sx_run(const struct sx_params *p)
 	cx->deferred = p->deferred;
 	cx->racer = 0;
 	cx->name = p->name;
-	cx->t = tz_make(SX_FRAMES, SX_COLOURS, p->nr_cpus, p->deferred ? LAB_ZONE_DEFERRED_SCRUB : 0,
-	                p->seed);
+	uint8_t seed = (uint8_t)(p->seed + sx_seed_offset);
+	cx->t = tz_make(SX_FRAMES, SX_COLOURS, p->nr_cpus, p->deferred ? LAB_ZONE_DEFERRED_SCRUB : 0, seed);
 	cx->z = cx->t.z;
 	for (unsigned o = 1; o <= SX_NOWN; o++)
 		tz_owner(&cx->t, o, sx_def[o].mask, sx_def[o].quota, sx_def[o].excl);
@@ -775,7 +780,7 @@ static void sx_run(const struct sx_params *p)
 		struct sx_worker *w = &cx->w[i];
 		w->cx = cx;
 		w->tid = i;
-		w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ ((uint64_t)p->seed << 56) ^ 0xD1B54A32D192ED03ull;
+		w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ ((uint64_t)seed << 56) ^ 0xD1B54A32D192ED03ull;
 		pthread_mutex_init(&w->in.mu, NULL);
 	}
 
@@ -837,6 +842,8 @@ static void sx_run(const struct sx_params *p)
 	for (uint32_t f = 0; f < SX_FRAMES; f++)
 		shadow_left += atomic_load(&cx->shadow[f]) != 0;
 	uint64_t viol = atomic_load(&cx->violations);
+	atomic_fetch_add(&sx_total_ops, ops);
+	atomic_fetch_add(&sx_total_violations, viol);
 
 	printf("    %s: %u threads, %u cpus, %.2fs: %llu ops, %llu allocs, %llu frees (%llu handed over), "
 	       "alloc failures nomem %llu frag %llu quota %llu notexcl %llu, %llu full-frame zero checks, "
