@@ -54,7 +54,8 @@ $(O)/liblabyrinth.a: $(LIB_OBJ)
 $(O)/liblabyrinth.so: $(LIB_OBJ)
 	@echo "  CC $@"; $(CC) -shared -o $@ $^ -lpthread
 
-$(O)/labyrinth: $(TOOL_SRC) $(O)/liblabyrinth.a $(HEADERS)
+TOOL_HDR   := $(wildcard tools/*.h)
+$(O)/labyrinth: $(TOOL_SRC) $(TOOL_HDR) $(O)/liblabyrinth.a $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TOOL_SRC) $(O)/liblabyrinth.a -lpthread -lm
 
 demo: $(O)/labyrinth

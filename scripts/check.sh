@@ -58,5 +58,6 @@ run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 run audit           scripts/audit-check.sh
+run bench-quick     $B/labyrinth bench --quick
 echo "$passed passed, $failed failed${skipped:+, $skipped skipped}" | sed 's/, 0 skipped//'
 [ "$failed" -eq 0 ]
