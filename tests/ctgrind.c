@@ -35,8 +35,7 @@ static void make_secret(lab_zone_t *z, bool fill_secret)
 	for (uint32_t p = 0; p < z->nr_pools; p++) {
 		struct lab_pcp *pcp = cpu_pcp(z, cpu, p);
 		VALGRIND_MAKE_MEM_UNDEFINED(pcp->ring, sizeof pcp->ring);
-		VALGRIND_MAKE_MEM_UNDEFINED(&pcp->next_u, sizeof pcp->next_u);
-		VALGRIND_MAKE_MEM_UNDEFINED(&pcp->later_u, sizeof pcp->later_u);
+		VALGRIND_MAKE_MEM_UNDEFINED(pcp->u, sizeof pcp->u);
 		if (fill_secret)
 			VALGRIND_MAKE_MEM_UNDEFINED((void *)&z->pools[p].n, sizeof z->pools[p].n);
 	}

@@ -682,7 +682,7 @@ static void die_pool_array_exchange(void *arg)
 	if (n == 0)
 		return;
 	/* The slot the next exchange will use was drawn in advance. */
-	st_relaxed(gslot(z, pool, lab_bound(pcp->next_u, n)), WILD_FRAME);
+	st_relaxed(gslot(z, pool, lab_bound(pcp->u[0], n)), WILD_FRAME);
 	lab_free(t.z, 1, p, 0);
 }
 

@@ -243,7 +243,7 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 }
 
 /* What freeing frame i (record v) as `order` by `owner` would mean. */
-static int classify(const struct lab_zone *z, uint32_t i, uint32_t v, lab_owner_t owner,
+static inline int classify(const struct lab_zone *z, uint32_t i, uint32_t v, lab_owner_t owner,
                     unsigned order)
 {
 	if (rec_inpool(v))

@@ -70,25 +70,9 @@ void lab_ctx_exit(struct lab_ctx *c)
 	lab_plat_irq_restore(c->irq);
 }
 
-void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v)
-{
-	if (c->cpu && !c->nested)
-		stat_add(&c->cpu->st.v[which], v);
-	else
-		atomic_fetch_add_explicit(&c->z->slow_st.v[which], v, memory_order_relaxed);
-}
-
 void lab_zone_stat(struct lab_zone *z, enum lab_stat which)
 {
 	atomic_fetch_add_explicit(&z->slow_st.v[which], 1, memory_order_relaxed);
-}
-
-void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta)
-{
-	if (c->cpu && !c->nested)
-		stat_add(&cpu_held(c->z, c->cpu)[owner], (uint64_t)delta);
-	else
-		atomic_fetch_add_explicit(&owner_at(c->z, owner)->held_slow, delta, memory_order_relaxed);
 }
 
 /* Make c->rng usable: the CPU's own generator, or the zone's shared one for

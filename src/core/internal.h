@@ -45,6 +45,7 @@
 
 #define LAB_PCP_CAP (2 * LAB_PCP_BATCH) /* frames a CPU caches per pool     */
 #define LAB_XCHG_TRIES 4                /* random slots tried by an exchange */
+#define LAB_PIPE 4                      /* exchanges drawn ahead (prefetch)  */
 #define LAB_DIRTY_CAP 64                /* deferred-scrub ring per CPU       */
 #define LAB_NESTED_CAP 16               /* frees deferred by nested calls    */
 #define LAB_NESTED_SPINS 4096           /* a nested call never waits longer  */
@@ -277,8 +278,10 @@ enum { OWNER_FREE = 0, OWNER_ACTIVE = 1, OWNER_DYING = 2 };
 struct lab_pcp {
 	uint32_t head;   /* oldest entry                                    */
 	lab_a32 count;   /* written by its CPU only; read by stats anywhere */
-	uint64_t next_u; /* draw for the next exchange: its slot read, record prefetched */
-	uint64_t later_u; /* draw for the one after: its slot prefetched              */
+	/* Draws for the next LAB_PIPE exchanges, oldest first: u[0] is the next
+	 * one's; the position of u[LAB_PIPE-1] was prefetched when it was drawn,
+	 * the record in the position of u[2] when it moved there. */
+	uint64_t u[4];
 	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
 	                              ring slot and a pool slot without a branch */
 };
@@ -454,9 +457,25 @@ struct lab_ctx {
 
 void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c);
 void lab_ctx_exit(struct lab_ctx *c);
-void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v);
 void lab_zone_stat(struct lab_zone *z, enum lab_stat which);
-void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta);
+
+/* Count into this CPU's counters, or the zone's (atomically) for nested and
+ * slot-less contexts. */
+static inline void lab_ctx_stat(struct lab_ctx *c, enum lab_stat which, uint64_t v)
+{
+	if (lab_likely(c->cpu && !c->nested))
+		stat_add(&c->cpu->st.v[which], v);
+	else
+		atomic_fetch_add_explicit(&c->z->slow_st.v[which], v, memory_order_relaxed);
+}
+
+static inline void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta)
+{
+	if (lab_likely(c->cpu && !c->nested))
+		stat_add(&cpu_held(c->z, c->cpu)[owner], (uint64_t)delta);
+	else
+		atomic_fetch_add_explicit(&c->z->owners[owner].held_slow, delta, memory_order_relaxed);
+}
 bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
 void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);

@@ -76,10 +76,11 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
 
 /*
  * Software pipeline of the exchanges of one pcp (P3 and speed): the draw for
- * exchange t+2 is made during exchange t and its position prefetched; during
- * t+1 that position is read and the record of the frame in it prefetched; so
- * exchange t+2 finds both lines in cache whatever the size of G.  A position
- * that changed meanwhile only costs a miss; correctness never depends on it.
+ * exchange t+4 is made during exchange t and its position prefetched; during
+ * t+2 that position is read and the record of the frame in it prefetched; so
+ * exchange t+4 finds both lines in cache whatever the size of G, even when
+ * calls come back to back and the lines come from DRAM.  A position that
+ * changed meanwhile only costs a miss; correctness never depends on it.
  * N is the exchange's range, n + count + 1 (see lab_pool_exchange).
  */
 static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
@@ -96,13 +97,14 @@ static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct l
 static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
                                     struct lab_rng *rng, uint32_t n, uint64_t N)
 {
-	pcp->next_u = pcp->later_u;
-	pcp->later_u = lab_rng_u64(rng);
+	for (int k = 0; k < LAB_PIPE - 1; k++)
+		pcp->u[k] = pcp->u[k + 1];
+	pcp->u[LAB_PIPE - 1] = lab_rng_u64(rng);
 	/* Uniform draws and the uniformly drawn frame: state-independent. */
-	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(pcp->next_u), N), n)));
+	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(pcp->u[1]), N), n)));
 	if (lab_likely(g < z->nr_frames))
 		__builtin_prefetch(&z->rec[g], 1, 3);
-	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(pcp->later_u), N), n), 1, 3);
+	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(pcp->u[LAB_PIPE - 1]), N), n), 1, 3);
 }
 
 /*
@@ -142,7 +144,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
 		uint32_t n = ld_acquire(&p->n);
 		uint64_t N = (uint64_t)n + count + 1;
-		uint32_t r = lab_bound(lab_public(pcp->next_u), N); /* a uniform draw */
+		uint32_t r = lab_bound(lab_public(pcp->u[0]), N); /* a uniform draw */
 		int in_g = r < n; /* used in selections only: never branched on */
 		lab_a32 *slot = position(z, p, pcp, r, n);
 		pipeline_advance(z, p, pcp, rng, n, N);

@@ -1,30 +1,63 @@
 /*
  * pool.pml - Promela model of the labyrinth pool concurrency protocol.
  *
- * Checked by scripts/spin-check.sh (spin -a, cc -DSAFETY, exhaustive search).
+ * Checked by scripts/spin-check.sh (spin -a, cc -O2 -DSAFETY, exhaustive
+ * search, every configuration below, the seeded bugs and the coverage runs).
  * The C side: src/core/pool.c, src/core/cpu.c, src/core/alloc.c,
  * src/core/scrub.c, src/core/owner.c (reclaim), record encoding in
  * src/core/internal.h.  Every statement group below names the C function it
- * models.
+ * models, in a comment.
  *
  * Granularity: every load, store and CAS of shared memory (the pool array G,
  * n, the pool lock, the frame records, owner state, the dirty-ring lock) is
  * its own Promela step.  A step may also do purely local work (registers,
  * the CPU's own pcp ring, which no other CPU touches) and ghost updates;
  * atomic{} is only ever wrapped around ONE shared access plus such local or
- * ghost work.  Memory is sequentially consistent: the C11 acquire/release
- * orderings are NOT checked here (that needs a weak-memory checker), only
- * the interleaving logic.
+ * ghost work.  Records store slot/2 (INPOOL(p)), so the frame is at 2p or
+ * 2p+1 and readers disambiguate by reading G as the C code does.
+ *
+ * Modelled: 2 CPUs, each with a pcp, one pool of NF = 3 (or 4) frames; each
+ * CPU makes OPS calls chosen nondeterministically among lab_alloc order 0
+ * (pcp pop, refill from G's tail under the lock with lock_occupant), lab_free
+ * order 0 of a frame it holds (CAS ALLOC->BUSY, scrub, lab_free_insert: spill
+ * first if the pcp is full, then lab_pool_exchange over "G[0, n) then the
+ * pcp ring" at a nondeterministic position (a G slot, a ring entry, or the
+ * freed frame itself) with LAB_XCHG_TRIES tries, fallback to
+ * lab_pool_insert_locked at a nondeterministic position), a spill of 1 or all
+ * pcp frames (lab_pcp_drain / pcp_spill -> append), and a hostile lab_free of
+ * a frame it does not hold; then it frees everything it still holds.
+ * Options add order-1 alloc/free (claim, remove_slot, Fisher-Yates insert),
+ * owner removal racing with the owner's allocs and frees (reclaim and the
+ * post-commit DYING check), one owner for both CPUs (racing frees of one
+ * block), and deferred scrubbing (dirty rings, lab_scrub, ring overflow).
+ *
+ * Abstracted away: memory is sequentially consistent (the C11 acquire /
+ * release orderings are NOT checked, that needs a weak-memory checker, only
+ * the interleaving logic); the record's keyed check value (the model never
+ * forges records); random numbers (any slot, any position: nondeterminism,
+ * so uniformity (P1) is not checked, only safety); prefetches and the
+ * exchange pipeline (loads without effect); reserve and quota (0); statistics
+ * and held counters; nested calls (signal handlers) and their queue;
+ * slot-less CPUs (alloc0_locked); several pools and colours; pool build and
+ * teardown phases 2-4 (owner 2's pool is shared, so removal ends after
+ * reclaim); lab_scrub's frame-table walk; a pcp capacity above the frame
+ * count (pcp_max = 4 > NF - 1: lab_free_insert's spill-first never runs by
+ * default; -DPCP_MAX=2 scales the capacity down so it does); the pcp ring's
+ * physical head (rotated to index 0: the same FIFO); several probes of
+ * allocn (one probe = one block choice).  Spinning waits (pool lock,
+ * lock_occupant) block until something they read changes: the same
+ * behaviours minus stuttering, and a wait that can never end shows up.
  *
  * Configuration (cpp defines; spin runs cpp on this file):
  *   NF=3|4        frames in the one pool (G has NF slots)          default 3
- *   OPS=k         operations per CPU before its final frees        default 3
+ *   OPS=k         calls per CPU before its final frees             default 3
  *   OPS0, OPS1    the same for CPU 0 / CPU 1 alone                 default OPS
  *   XTRIES=k      LAB_XCHG_TRIES                                   default 4
- *   PROBE=k       reachability probe k (list below) becomes assert(false):
- *                 spin must reach it, so the path is really explored
- *   CLAIM         CPUs may also alloc/free an order-1 block through
- *                 lab_pool_claim_locked / remove_slot / insert_locked
+ *   PCP_MAX=4|2   p->pcp_max = LAB_PCP_CAP (pcp_batch = PCP_MAX / 2) default 4
+ *                 2: a CPU's ring fills up with NF = 3, so lab_free_insert
+ *                 spills pcp_batch frames before the exchange (probe 22)
+ *   CLAIM         CPUs may also alloc/free an order-1 block (lab_pool_claim_
+ *                 locked, remove_slot, insert_locked; hostile order-1 frees)
  *   TEARDOWN      a third process removes owner 2 (CPU 1's owner):
  *                 ACTIVE->DYING, then reclaim() of its blocks; CPU 1's
  *                 lab_alloc runs the post-commit DYING check
@@ -32,40 +65,78 @@
  *                 c+1, so a free of a frame CPU c does not hold must be
  *                 refused; with one owner such a free is legal when the
  *                 other CPU holds the frame, and only "the owner held it"
- *                 is asserted)
+ *                 is asserted: this is the racing-free case of P4)
  *   DEFERRED      LAB_ZONE_DEFERRED_SCRUB: order-0 frees park the frame
- *                 DIRTY in the CPU's dirty ring; lab_scrub (an operation of
- *                 either CPU) or ring overflow scrubs and inserts it
- *   MUTANT_*      seeded bugs, see the list at the end of this comment
+ *                 DIRTY in the CPU's dirty ring (capacity 1, so overflow
+ *                 happens); lab_scrub (a call of either CPU) scrubs and
+ *                 inserts it.  Without DEFERRED the synchronous mode runs:
+ *                 the scrub ghost is checked in every configuration
+ *   COVERAGE=mask report the probes (list below) the search reaches and
+ *                 stop once all probes of the bit mask were reached
+ *   NOCLAIM       leave the never claim out (debugging)
+ *   MUTANT_*      seeded bugs, list below
  *
  * Ghost state (not in the C code):
  *   holder[f]  0, or c+1 while lab_alloc has returned f to CPU c's caller
  *              and no lab_free / reclaim commit (CAS ALLOC->BUSY) took it
+ *   hblk[f]    the held frame was handed out as part of an order-1 block
  *   dirty[f]   the frame may hold an owner's data (set when handed out,
  *              cleared by lab_scrub_frames)
+ *   tr[f]      f left a pcp ring (alloc's pop, a spill's pop) and its record
+ *              still says PCP (until the commit's / append's record store)
+ *   xg[c]      g + 1 while CPU c's exchange holds g, an entry of its own
+ *              ring, BUSY (ring case: from its CAS to the store of f there)
  *   done       processes that finished
  *
  * Properties:
  *   - never claim (asserted after every step, i.e. in every reachable state):
- *     M1 a held frame has an ALLOC/TAIL record of its holder's owner and is
- *        neither in G[0,n) nor in any pcp;
- *     M2 a frame in a pcp is in no other pcp slot, not in G[0,n), has record
- *        PCP and is clean;
+ *     M1 a held frame has its holder's owner's record (ALLOC order 0, or
+ *        ALLOC order 1 / TAIL for a block) and is neither in G[0,n) nor in
+ *        any pcp (no frame held by two CPUs, or held and free);
+ *     M2 a frame in a pcp (at a live ring index) is in no other pcp slot,
+ *        not in G[0,n), unheld, not in transit, clean, and has record PCP
+ *        (or BUSY(c) while CPU c's exchange holds it in c's ring: xg);
  *     M3 when the pool lock is free: G[0,n) holds distinct frames, each with
  *        record INPOOL(s/2) or BUSY (an exchanger holds it); every INPOOL(p)
  *        record names a frame at slot 2p or 2p+1 below n (invariant I1);
  *     M4 a frame whose record is INPOOL or PCP is clean (shared pools keep
- *        G zeroed).
- *   - inline asserts: lab_alloc hands out only unheld clean frames; the
- *     hostile free is refused; corrupt_array() / lab_plat_panic() paths are
- *     assert(false); the claim never loses count.
- *   - final check (all processes done, everything freed): the lock is free;
- *     G[0,n) plus the pcps (plus dirty rings) hold every frame exactly once
- *     with matching records; nothing is held or BUSY.
- *   - spin's own check: no invalid end state (no deadlock; a lock_occupant
- *     wait that never ends is a blocked process, see lock_occupant).
+ *        G zeroed: no dirty frame can reach any owner, sync or deferred);
+ *     M5 a frame whose record is PCP is in exactly one pcp ring at a live
+ *        index, or in transit out of one (tr): no cached frame is lost (a
+ *        ring entry overwritten) or cached twice; no ring holds more than
+ *        pcp_max frames.
+ *   - inline asserts: lab_alloc hands out only unheld, clean frames; the
+ *     hostile free is refused (two owners); a free of a held frame is never
+ *     refused (no teardown); corrupt_array() and lab_plat_panic() are
+ *     assert(false) at the C line that would panic; the exchange's CAS on
+ *     an entry of its own ring (PCP -> BUSY) and on f itself (BUSY -> BUSY)
+ *     never fails (C would just retry; "only G positions can fail").
+ *   - final check (all processes done, everything freed): the pool lock is
+ *     free; G[0,n) plus the pcps (plus dirty rings) hold every frame exactly
+ *     once with matching records; nothing is held.
+ *   - watchdog: when nothing can move (timeout) every process has finished:
+ *     no deadlock, no wait that never ends (spin's invalid-end-state check
+ *     is off with a never claim; this replaces it).
  *
- * Reachability probes (PROBE=k; scripts/spin-check.sh requires each to be hit):
+ * FIXED (found by this model, now in alloc.c; MUTANT_TAIL_BEFORE_CAS keeps
+ * the old code): lab_free of an order > 0 block checked the tail records
+ * BEFORE its commit CAS on the head, and panicked ("labyrinth: corrupt block
+ * tail") when one was not TAIL.  A racing winner legitimately changes them
+ * in between:
+ *     1. CPU1 holds block {0,1} of owner 2 and calls lab_free(2, 0, 1); it
+ *        reads the head rec[0] = ALLOC(order 1, owner 2): classify OK;
+ *     2. lab_owner_remove(2) (or a second lab_free of the same block by
+ *        another thread of the owner) CASes the head ALLOC -> BUSY and stores
+ *        the tail rec[1] = BUSY;
+ *     3. CPU1 reads rec[1] = BUSY != TAIL and panics, where it should have
+ *        lost the race and returned LAB_EFREE ("of two racing frees exactly
+ *        one wins", P4; lab_free's "refused with no change").
+ *   lab_free now checks the tails after the CAS, while the head is BUSY and
+ *   ours; nobody else writes a tail record then, so a mismatch there is real
+ *   corruption (CLAIM+TEARDOWN and CLAIM+ONE_OWNER pass).
+ *
+ * Coverage probes (COVERAGE=mask; scripts/spin-check.sh requires each to be
+ * reached, so the interleavings that matter are really explored):
  *    1 exchange: the CAS on g failed (slot contended or stale)
  *    2 exchange: g locked but not found below n: undo
  *    3 exchange: g found in the sibling slot r^1, not r
@@ -84,26 +155,62 @@
  *   16 a client free lost its CAS to reclaim (TEARDOWN)
  *   17 dirty ring overflow: the oldest scrubbed at push (DEFERRED)
  *   18 lab_scrub scrubbed a frame of the other CPU's ring (DEFERRED)
+ *   19 exchange done at a G slot (r < n)
+ *   20 exchange done at an entry of the CPU's own ring (n <= r < n + count)
+ *   21 exchange done at f itself (r = n + count: f stays at the ring's tail)
+ *   22 lab_free_insert: pcp full, spill before the exchange (PCP_MAX=2)
+ *   23 exchange done with G empty (n = 0: a ring position or f itself)
  *
- * Seeded bugs (each must make spin report an error):
- *   MUTANT_NO_RECHECK          exchange: after the CAS, skip the re-read of n
- *                              and the locate-below-n: write f into slot r
- *   MUTANT_STALE_N             exchange: locate, but against the n read
- *                              before the CAS (no re-read)
- *   MUTANT_RECORD_BEFORE_SLOT  append: publish n, then write the slots and
- *                              records (the brief's "n before slot")
- *   MUTANT_REC_FIRST           append: record before slot (n still last)
- *   MUTANT_OCC_NO_RECHECK      lock_occupant: trust the CAS, skip the
- *                              G[s] == y re-check (sibling slot)
- *   MUTANT_INSERT_REC_FIRST    insert: records before slots and n
- *   MUTANT_REMOVE_REC_FIRST    remove_slot: record before slot (CLAIM)
+ * Seeded bugs; spin finds each (what catches it, in the runner's config):
+ *   MUTANT_NO_RECHECK          exchange: after the CAS, no re-read of n and no
+ *                              locate: write f into slot r (M3: a frame whose
+ *                              CAS matched via the sibling slot overwrites
+ *                              another frame)
+ *   MUTANT_RECORD_BEFORE_SLOT  append: publish n, then write slots and records
+ *                              (M1/M2: a stale slot turns live and names a
+ *                              held or cached frame.  Only the invariant sees
+ *                              it: no exchanger can lock that stale frame, its
+ *                              record never matches, so nothing is lost)
+ *   MUTANT_OCC_NO_RECHECK      lock_occupant: trust the CAS, skip the G[s] == y
+ *                              re-check (OPS1=4: frame 1 leaves slot 1 and is
+ *                              freed into slot 0 while the refill waits; the
+ *                              refill takes it as slot 1's occupant, then
+ *                              waits forever on slot 0: watchdog)
+ *   MUTANT_INSERT_REC_FIRST    insert: records before slots and n (M3)
+ *   MUTANT_REMOVE_REC_FIRST    remove_slot: record before slot (CLAIM; M2)
  *   MUTANT_FREE_STORE          lab_free: plain store instead of the CAS
- *                              ALLOC->BUSY (ONE_OWNER: racing frees)
- *   MUTANT_NO_DYING_CHECK      lab_alloc: skip the post-commit owner check
- *                              (TEARDOWN)
- *   MUTANT_SCRUB_AFTER_INSERT  free_commit: insert, then scrub
- *   MUTANT_RING_NO_SCRUB       lab_scrub_ring: insert without scrubbing
- *                              (DEFERRED)
+ *                              (ONE_OWNER: two racing frees of a frame both
+ *                              win, it enters G twice; M3 or the watchdog)
+ *   MUTANT_NO_DYING_CHECK      lab_alloc: no post-commit owner check
+ *                              (TEARDOWN; M1: reclaim already took the frame
+ *                              back into the pool when the caller gets it)
+ *   MUTANT_SCRUB_AFTER_INSERT  free_commit: insert, then scrub (M4)
+ *   MUTANT_RING_NO_SCRUB       lab_scrub_ring: insert unscrubbed (DEFERRED; M4)
+ *   MUTANT_RING_NO_PCP_RECORD  exchange, ring case: f replaces g in the ring
+ *                              but its record is not set to PCP (M2: a ring
+ *                              entry with a BUSY record nobody holds)
+ *   MUTANT_TAIL_OVERWRITE      lab_free_insert without the spill-first (with
+ *                              PCP_MAX=2): a free with a full ring writes f at
+ *                              index count = pcp_max, i.e. over the head entry
+ *                              (M2: f BUSY in the ring; M5: the head frame's
+ *                              record says PCP but no ring has it: lost).  The
+ *                              bug this change had before the spill moved
+ *                              ahead of the exchange.
+ *   MUTANT_TAIL_BEFORE_CAS     lab_free order 1: the tail check before the
+ *                              commit CAS (the FIXED bug above; CLAIM +
+ *                              ONE_OWNER: the panic assert on a racing free)
+ *   MUTANT_STALE_N + MUTANT_REC_FIRST together (M2), but each ALONE is
+ *   harmless under sequential consistency, and spin agrees (runner: equiv):
+ *   MUTANT_STALE_N             exchange: locate against the n read before the
+ *                              CAS.  A frame with a matching INPOOL record is
+ *                              in a live slot, or in a slot an append is about
+ *                              to publish, and the slot was written first.
+ *   MUTANT_REC_FIRST           append: record before slot (n still last): an
+ *                              exchanger that locks the frame re-reads n, does
+ *                              not find it below n and undoes.
+ *   So the ordering rules "slot before record" and "re-read n" of pool.c are
+ *   two defences of one hazard; under SC either suffices (under C11 memory
+ *   ordering both are there for the acquire/release pairing as well).
  */
 
 #ifndef NF
@@ -122,16 +229,38 @@
 #define OPS1 OPS         /* operations of CPU 1 */
 #endif
 #define NCPU 2
-#define BATCH 2          /* LAB_PCP_BATCH in the model                      */
-#define PCP_CAP 4        /* LAB_PCP_CAP = 2 * LAB_PCP_BATCH (never reached
-                            with NF <= 4 frames; spill is also an explicit op) */
+#ifndef PCP_MAX
+#define PCP_MAX 4        /* p->pcp_max = LAB_PCP_CAP, the ring's capacity: 4
+                            (never full at a free with NF <= 4 frames), or 2
+                            (-DPCP_MAX=2: lab_free_insert's spill-first runs) */
+#endif
+#define BATCH (PCP_MAX / 2)  /* p->pcp_batch = pcp_max / 2 (pool.c build)   */
+/* RSZ: the ring's entries in the model.  A CPU that frees a frame holds it,
+ * so its ring has at most NF - 1 entries then, and f's tail write lands at
+ * index count <= NF - 1: a ring of min(PCP_MAX, NF) entries loses nothing. */
+#if PCP_MAX < NF
+#define RSZ PCP_MAX
+#else
+#define RSZ NF
+#endif
+/* the ring index of position "count" (C: (head + count) & (LAB_PCP_CAP - 1),
+ * head rotated to 0): count itself unless the ring is full, then the head */
+#define TAILIX(c) ((c) % PCP_MAX)
 #define DIRTY_CAP 1      /* LAB_DIRTY_CAP, 1 so the overflow path runs       */
 #define NONE 255         /* LAB_NONE                                         */
 
-/* PROBE_AT(k) is followed by a statement, without a separator */
-#ifdef PROBE
-#define PROBE_AT(k) assert(PROBE != (k));
-#define PROBE_IF(c, k) if :: (c) -> assert(PROBE != (k)) :: else fi;
+/* Coverage probes (list in the header).  -DCOVERAGE=mask: the first time the
+ * search passes probe k, pan prints "PROBE k reached" (embedded C, not in the
+ * state vector); once every probe of the mask was seen it prints "PROBES
+ * DONE" and stops.  PROBE_AT(k) is followed by a statement, without a
+ * separator.  Without COVERAGE both macros are empty: the probes cost nothing
+ * in the real checks. */
+#ifdef COVERAGE
+c_decl { unsigned probe_seen; }
+#define PROBE_AT(k) c_code { if (!(probe_seen >> k & 1)) { probe_seen |= 1u << k; \
+	printf("PROBE %d reached\n", k); if ((probe_seen & (COVERAGE)) == (COVERAGE)) { \
+	printf("PROBES DONE\n"); exit(0); } } };
+#define PROBE_IF(c, k) if :: (c) -> PROBE_AT(k) skip :: else fi;
 #else
 #define PROBE_AT(k)
 #define PROBE_IF(c, k)
@@ -173,9 +302,10 @@ byte plock = 0;       /* p->lock: 0 or holder id + 1                        */
 byte rec[NF];         /* z->rec                                             */
 byte ostate[3];       /* owners 1, 2: o->state                              */
 
-typedef Ring { byte e[NF]; byte cnt };
+typedef Ring { byte e[RSZ]; byte cnt };
 Ring pcp[NCPU];       /* per-CPU FIFO, e[0] oldest (the C ring with its head
-                         rotated to 0: same FIFO, canonical states)         */
+                         rotated to 0: same FIFO, canonical states; entries
+                         at index >= cnt are dead and kept 0)              */
 #ifdef DEFERRED
 Ring dring[NCPU];     /* cpu->dirty[], dcount (under dlock)                 */
 byte dlock[NCPU];     /* cpu->dlock                                         */
@@ -185,8 +315,13 @@ byte dlock[NCPU];     /* cpu->dlock                                         */
 byte holder[NF];
 bit dirty[NF];
 bit hblk[NF];         /* held frame was handed out in an order-1 block        */
+byte xg[NCPU];        /* g + 1 while CPU c's exchange holds g of its own ring
+                         BUSY at a live index (ring case, CAS to the store) */
+bit tr[NF];           /* f left a pcp ring and its record still says PCP:
+                         popped by alloc (until the commit's store) or by a
+                         spill (until append's record store)               */
 byte done = 0;
-bit ready = 0;      /* lab_pool_build done (the monitor waits for it) */
+bit ready = 0;        /* lab_pool_build done (the never claim waits for it)   */
 
 /* frame f is in G[0, n) */
 #define INLIVE(f) ((n > 0 && G[0] == (f)) || (n > 1 && G[1] == (f)) || \
@@ -201,12 +336,15 @@ inline pcp_pop(c, x)  /* x = ring[head]; head++; count-- */
 {
 	x = pcp[c].e[0];
 	pcp[c].e[0] = pcp[c].e[1];
+#if RSZ > 2
 	pcp[c].e[1] = pcp[c].e[2];
-#if NF > 3
+#endif
+#if RSZ > 3
 	pcp[c].e[2] = pcp[c].e[3];
 #endif
-	pcp[c].e[NF-1] = 0;
-	pcp[c].cnt--
+	pcp[c].e[RSZ-1] = 0;
+	pcp[c].cnt--;
+	tr[x] = 1                                       /* ghost: out of the ring, still PCP */
 }
 
 /* ---- locks (internal.h lock_get / lock_put) ----------------------------
@@ -220,7 +358,7 @@ inline lock_put()  { plock = 0 }   /* st_release(l, 0) */
  * retries; while neither G[s] nor the record changed a retry would do
  * exactly the same, so the model blocks until one of them changes (this
  * makes a persistent "strange" state, which C turns into corrupt_array()
- * after 64 rounds, or a circular wait, show up as an invalid end state). */
+ * after 64 rounds, or a circular wait, show up at the watchdog). */
 inline lock_occupant(sl, y)
 {
 	do
@@ -277,11 +415,12 @@ inline append_locked()
 	do
 	:: j < k ->
 #ifdef MUTANT_REC_FIRST
-		rec[out[j]] = INPOOL((n1 + j) / 2);     /* MUTANT: record first */
+		atomic { rec[out[j]] = INPOOL((n1 + j) / 2); tr[out[j]] = 0 }  /* MUTANT: record first */
 		G[n1 + j] = out[j];
 #else
 		G[n1 + j] = out[j];                     /* st_relaxed(gslot(n + j), in[j]) */
-		rec[out[j]] = INPOOL((n1 + j) / 2);     /* st_release(rec[in[j]], rec_pos(n + j)) */
+		atomic { rec[out[j]] = INPOOL((n1 + j) / 2); tr[out[j]] = 0 }
+		                                        /* st_release(rec[in[j]], rec_pos(n + j)) */
 #endif
 		j++
 	:: else -> break
@@ -362,82 +501,167 @@ inline pcp_refill()
 	j = 0
 }
 
-/* ---- pool.c lab_pool_exchange(f): put f (BUSY, ours) at a random slot r,
- * take out g.  Result ok (1: g displaced, now PCP). ----------------------- */
+/* ---- pool.c lab_pool_exchange(f): inside-out Fisher-Yates over the
+ * arrangement "G[0, n), then this CPU's pcp ring from its head": f (record
+ * BUSY, ours) joins at the end, position n + count (the ring's tail), then
+ * trades places with the frame g at a uniformly drawn position r in
+ * [0, n + count]; the ring grows by one.  Three kinds of position (C runs
+ * the same instructions for all, with masked selections; the model branches):
+ *   r < n          a G slot, shared: CAS g's record INPOOL(r/2) -> BUSY, re-read
+ *                  n, locate g at r's even slot or its sibling below n (else
+ *                  undo, another try); G[s] = f, rec[f] = INPOOL(s/2);
+ *   n <= r < n + count  the ring entry at head + r - n, private: g is a PCP
+ *                  frame of this CPU; CAS PCP -> BUSY (cannot fail: asserted),
+ *                  ring entry = f, rec[f] = PCP;
+ *   r = n + count  f itself: CAS BUSY -> BUSY (no change), rec[f] = PCP.
+ * Then (G and ring) ring[tail] = g, rec[g] = PCP; count + 1.  Only G
+ * positions fail; ok = 0 after LAB_XCHG_TRIES failures (nothing changed, the
+ * caller inserts f under the pool lock).  count is read once, before the
+ * tries; n at every try.  The nondeterministic r stands for lab_bound(next_u,
+ * n + count + 1); pipeline_advance and position()'s prefetches are loads
+ * without effect (omitted). ------------------------------------------------ */
 inline exchange(fr)
 {
 	t = 0; ok = 0;
 	do
 	:: t < XTRIES ->                                /* for t < LAB_XCHG_TRIES */
-		atomic { n1 = n; t++ };                 /* n = ld_acquire(&p->n) */
-		if :: n1 == 0 -> break :: else fi;      /* n == 0: return false */
-		atomic {                                /* r = lab_bound(next_u, n); g = ld_relaxed(gslot(r)) */
-			if
+		atomic {
+			if                              /* before the loop, private: */
+			:: t == 0 ->
+				cn = pcp[me].cnt;       /* count = ld_relaxed(&pcp->count) */
+#if PCP_MAX >= NF && !defined(MUTANT_TAIL_OVERWRITE)
+				assert(cn < PCP_MAX);   /* why free_insert omits the spill test */
+#endif
+				pcp[me].e[TAILIX(cn)] = fr  /* st_relaxed(tail, f): position n + count */
+			:: else
+			fi;
+			n1 = n; t++                     /* n = ld_acquire(&p->n) */
+		};
+		atomic {                                /* r = lab_bound(next_u, n + count + 1); */
+			if                              /* slot = position(r, n); g = ld_relaxed(slot) */
 			:: r = 0
-			:: n1 > 1 -> r = 1
-			:: n1 > 2 -> r = 2
+			:: n1 + cn >= 1 -> r = 1
+			:: n1 + cn >= 2 -> r = 2
+			:: n1 + cn >= 3 -> r = 3
 #if NF > 3
-			:: n1 > 3 -> r = 3
+			:: n1 + cn >= 4 -> r = 4
 #endif
 			fi;
-			g = G[r]
-		};
-		atomic {                                /* cas_rec(g, rec_pos(r), busy_rec(g, me)) */
 			if
-			:: rec[g] == INPOOL(r / 2) -> rec[g] = BUSY(me); ok = 1
-			:: else -> ok = 0
+			:: r < n1 -> g = G[r]           /* in_g: gslot(r), shared */
+			:: else -> g = pcp[me].e[TAILIX(r - n1)]  /* ring[(head + r - n) & mask], ours
+			                                   (r = n + count: the tail, g = f) */
 			fi
 		};
 		if
-		:: !ok -> PROBE_AT(1) skip              /* continue: another slot */
-		:: else ->
+		:: r < n1 ->                            /* ---- a G slot */
+			atomic {                        /* cas_rec(g, v = rec_pos(r), gbusy) */
+				if
+				:: rec[g] == INPOOL(r / 2) -> rec[g] = BUSY(me); ok = 1
+				:: else -> ok = 0
+				fi
+			};
+			if
+			:: !ok -> PROBE_AT(1) skip      /* continue: another position */
+			:: else ->
 #if defined(MUTANT_NO_RECHECK)
-			s = r;                          /* MUTANT: no re-read of n, no locate */
+				s = r;                  /* MUTANT: no re-read of n, no locate */
 #else
 # ifdef MUTANT_STALE_N
-			n2 = n1;                        /* MUTANT: locate against the old n */
+				n2 = n1;                /* MUTANT: locate against the old n */
 # else
-			n2 = n;                         /* ld_acquire(&p->n) (re-read) */
+				n2 = n;                 /* nn = ld_acquire(&p->n) (re-read) */
 # endif
-			s0 = (r / 2) * 2;               /* locate(g, rec_pos(r), n): s = pos << 1 */
-			if
-			:: s0 < n2 && G[s0] == g -> s = s0              /* s < n && gslot(s) == g */
-			:: else ->
+				s0 = (r / 2) * 2;       /* even = r & ~1u; c0 = slot - (r & 1), c1 = c0 + 1 */
 				if
-				:: s0 + 1 < n2 && G[s0 + 1] == g -> s = s0 + 1 /* s+1 < n && gslot(s+1) == g */
-				:: else -> s = NONE
-				fi
-			fi;
+				:: s0 < n2 && G[s0] == g -> s = s0      /* hit0: even < nn && ld(c0) == g */
+				:: else ->
+					if
+					:: s0 + 1 < n2 && G[s0 + 1] == g -> s = s0 + 1  /* hit1 */
+					:: else -> s = NONE
+					fi
+				fi;
 #endif
-			if
-			:: s == NONE ->                 /* not live: st_release(rec[g], rec_pos(r)); continue */
-				PROBE_AT(2) atomic { rec[g] = INPOOL(r / 2); ok = 0 }
-			:: else ->
-				PROBE_IF(s != r, 3)
-				G[s] = fr;              /* st_relaxed(gslot(s), f) */
-				rec[fr] = INPOOL(s / 2); /* st_release(rec[f], rec_pos(s)) */
-				rec[g] = R_PCP;         /* st_release(rec[g], PCP(pool)); *g_out = g */
-				break
+				if
+				:: s == NONE ->         /* !(hit0 | hit1): st_release(rec[g], rec_pos(r)); continue */
+					PROBE_AT(2) atomic { rec[g] = INPOOL(r / 2); ok = 0 }
+				:: else ->
+					PROBE_IF(s != r, 3)
+					G[s] = fr;      /* st_relaxed(at, f) */
+					rec[fr] = INPOOL(s / 2);  /* st_release(rec[f], rec_pos(s)) */
+					atomic {        /* st_relaxed(tail, g); st_release(rec[g], gpcp); */
+						pcp[me].e[TAILIX(cn)] = g;      /* count + 1 (private) */
+						rec[g] = R_PCP; pcp[me].cnt = cn + 1
+					};
+					PROBE_AT(19) break
+				fi
 			fi
+		:: r >= n1 && r < n1 + cn ->            /* ---- an entry of our ring */
+			atomic {                        /* cas_rec(g, v = gpcp, gbusy): g is in our
+			                                   ring, nobody else changes a PCP record
+			                                   (others only read it: a hostile free
+			                                   is refused either way): cannot fail */
+				assert(rec[g] == R_PCP);
+				rec[g] = BUSY(me); xg[me] = g + 1; s = TAILIX(r - n1)
+			};
+			/* nn = ld_acquire(&p->n) and the hit tests: in_g = 0 masks them to
+			 * hit0 = (ld(slot) == g), true (the slot is ours): no step */
+			atomic {                        /* st_relaxed(at = slot, f); */
+				pcp[me].e[s] = fr;
+#ifndef MUTANT_RING_NO_PCP_RECORD
+				rec[fr] = R_PCP;        /* st_release(rec[f], fpcp) */
+#endif
+				xg[me] = 0
+			};
+			atomic {                        /* st_relaxed(tail, g); st_release(rec[g], gpcp); */
+				pcp[me].e[TAILIX(cn)] = g;      /* count + 1 (private) */
+				rec[g] = R_PCP; pcp[me].cnt = cn + 1; ok = 1
+			};
+			PROBE_IF(n1 == 0, 23) PROBE_AT(20) break
+		:: else ->                              /* ---- r = n + count: f itself */
+			/* cas_rec(f, fbusy, fbusy) changes nothing, and rec[f] (BUSY, ours)
+			 * is only read by others: it commutes with every other step, so it
+			 * shares the step of the stores.  st_relaxed(at = tail, f);
+			 * st_release(rec[f], fpcp); st_relaxed(tail, g = f);
+			 * st_release(rec[g], gpcp): one value stored twice; count + 1 */
+			atomic {
+				assert(g == fr && rec[fr] == BUSY(me));
+				rec[fr] = R_PCP; pcp[me].cnt = cn + 1; ok = 1
+			};
+			PROBE_IF(n1 == 0, 23) PROBE_AT(21) break
 		fi
 	:: else -> break                                /* tries exhausted: return false */
 	od;
-	atomic { t = 0; n1 = 0; n2 = 0; r = 0; s = 0; s0 = 0 }
-}
-
-/* ---- cpu.c lab_free_insert(f) for a CPU with a pcp (not nested): exchange,
- * the displaced frame joins the pcp (lab_pcp_push); else insert under the
- * pool lock at a random position. ---------------------------------------- */
-inline free_insert(fr)
-{
-	exchange(fr);
-	if
-	:: ok ->                                        /* lab_pcp_push(c, pool, g) */
-		if
-		:: pcp[me].cnt == PCP_CAP -> pcp_spill(BATCH)   /* unreachable with NF <= 4 */
+	atomic {
+		if                                      /* failed: f's copy at the tail is a */
+		:: !ok && TAILIX(cn) >= pcp[me].cnt ->  /* dead entry (C leaves it): canonical 0 */
+			pcp[me].e[TAILIX(cn)] = 0
 		:: else
 		fi;
-		atomic { pcp_put(me, g); g = 0; ok = 0 }
+		t = 0; n1 = 0; n2 = 0; r = 0; s = 0; s0 = 0; g = 0; cn = 0
+	}
+}
+
+/* ---- cpu.c lab_free_insert(f) for a CPU with a pcp (not nested): room for
+ * one more first (the exchange writes f at the ring's tail), the exchange,
+ * else insert under the pool lock at a random position. ------------------ */
+inline free_insert(fr)
+{
+#if PCP_MAX < NF && !defined(MUTANT_TAIL_OVERWRITE)
+	if                                              /* ld_relaxed(&pcp->count) >= p->pcp_max: */
+	:: pcp[me].cnt >= PCP_MAX ->                    /* pcp_spill(.., p->pcp_batch) */
+		PROBE_AT(22) pcp_spill(BATCH)
+	:: else
+	fi;
+#endif
+	/* (PCP_MAX >= NF: the test is left out, it never holds: count <= NF - 1
+	 * when a frame is freed, since the frame is in no ring.  MUTANT_TAIL_
+	 * OVERWRITE leaves it out with PCP_MAX = 2: the tail write at index
+	 * count of a full ring lands on the head entry, the bug the spill-first
+	 * order fixed.) */
+	exchange(fr);                                   /* lab_pool_exchange(.., f) */
+	if
+	:: ok -> ok = 0                                 /* return true */
 	:: else ->
 		PROBE_AT(4) lock_get();                 /* lock_get(&p->lock) */
 		insert_locked(fr);                      /* lab_pool_insert_locked(f, u) */
@@ -588,7 +812,7 @@ inline lab_free0(fr, legit)
 inline alloc_commit0(x)
 {
 #ifdef TEARDOWN
-	rec[x] = ALLOC0(OWN(me));                       /* st_release(&z->rec[f], head) */
+	atomic { rec[x] = ALLOC0(OWN(me)); tr[x] = 0 }  /* st_release(&z->rec[f], head) */
 # ifdef MUTANT_NO_DYING_CHECK
 	atomic { assert(holder[x] == 0 && !dirty[x]); holder[x] = me + 1; dirty[x] = 1 }
 # else
@@ -617,7 +841,7 @@ inline alloc_commit0(x)
 # endif
 #else
 	atomic {                                        /* st_release(&z->rec[f], head); LAB_OK */
-		rec[x] = ALLOC0(OWN(me));
+		rec[x] = ALLOC0(OWN(me)); tr[x] = 0;
 		assert(holder[x] == 0 && !dirty[x]);    /* never handed out twice, never dirty */
 		holder[x] = me + 1; dirty[x] = 1        /* the caller writes its data */
 	}
@@ -832,8 +1056,9 @@ inline lab_alloc1()
 	atomic { ok = 0; first = 0 }
 }
 
-/* ---- alloc.c lab_free(owner, first, order 1): classify the head, check the
- * tail, CAS head ALLOC -> BUSY, tail BUSY, free_commit under the pool lock.
+/* ---- alloc.c lab_free(owner, first, order 1): classify the head, CAS head
+ * ALLOC -> BUSY, then check the tail (head BUSY and ours) and make it BUSY,
+ * free_commit under the pool lock.
  * legit: the caller holds the block; else the hostile (double) free. ------ */
 inline lab_free1(legit)
 {
@@ -847,9 +1072,9 @@ inline lab_free1(legit)
 	v = rec[first];                                 /* v = ld_acquire(&z->rec[f]) */
 	if
 	:: v == ALLOC1(OWN(me)) ->                      /* classify() == LAB_OK */
-#ifndef FIX_FREE_TAIL_AFTER_CAS
-		/* for i < K: ld_relaxed(rec[f+i]) != TAIL(order, owner):
-		 * panic("labyrinth: corrupt block tail"), BEFORE the commit CAS */
+#ifdef MUTANT_TAIL_BEFORE_CAS
+		/* MUTANT (the old lab_free): the tail check BEFORE the commit CAS,
+		 * where a racing winner legitimately changes the tails */
 		assert(rec[first + 1] == TAIL1(OWN(me)));
 #endif
 		atomic {                                /* CAS(rec[f], v, busy) */
@@ -874,9 +1099,10 @@ inline lab_free1(legit)
 #ifndef ONE_OWNER
 		assert(legit);                          /* a hostile free is never accepted */
 #endif
-#ifdef FIX_FREE_TAIL_AFTER_CAS
-		/* proposed fix: check the tail after the CAS, while the head is BUSY
-		 * and ours (nobody else writes a tail then): a mismatch is corruption */
+#ifndef MUTANT_TAIL_BEFORE_CAS
+		/* for i < K, after the CAS ("only the head's holder changes the
+		 * tails"): ld_relaxed(&z->rec[f + i]) != want (TAIL(order, owner)):
+		 * lab_plat_panic("labyrinth: corrupt block tail") */
 		assert(rec[first + 1] == TAIL1(OWN(me)));
 #endif
 		rec[first + 1] = BUSY(me);              /* st_relaxed(rec[f+i], BUSY) */
@@ -932,38 +1158,44 @@ inline pick_mine0(fr)
 /* ---- one CPU: OPS calls of the public API, then it frees all it holds --- */
 proctype cpu(byte me)
 {
-	byte f, g, x, v, w, n1, n2, r, s, s0, y, t, k, j, op, old, os;
-	bit ok;
+	byte f, g, x, v, w, n1, n2, r, s, s0, y, t, k, j, op, old, os, cn;
+	bit ok, legit;
 	byte out[2];
-	byte hf;        /* hostile free target */
+	byte kind;      /* the call chosen: 1 lab_free order 0, 2 order 1 */
 #ifdef CLAIM
 	byte first, ff, i, claimed;
 #endif
+#ifdef DEFERRED
+	byte rc;
+#endif
 
+	/* Each round chooses one call of the public API; the frees are expanded
+	 * once, below the choice (kind, legit).  After its OPS calls the CPU
+	 * frees what it still holds, then stops. */
 	do
-	:: op < (me == 0 -> OPS0 : OPS1) ->
+	:: if
+	   :: op < (me == 0 -> OPS0 : OPS1) ->
 		op++;
 		if
 		:: lab_alloc0()                         /* lab_alloc(owner, 0) */
 		:: atomic { pick_mine0(f) } ->          /* lab_free(owner, f, 0), f ours */
-			lab_free0(f, 1);
-			f = 0
-		:: pcp[me].cnt > 0 ->                   /* lab_cpu_drain / lab_pcp_push overflow */
-			if
-			:: pcp_spill(pcp[me].cnt)
-			:: pcp[me].cnt > 1 -> pcp_spill(1)
-			fi
-		:: atomic {                             /* hostile: lab_free of a frame not ours */
-			if
-			:: holder[0] != me + 1 -> hf = 0
-			:: holder[1] != me + 1 -> hf = 1
-			:: holder[2] != me + 1 -> hf = 2
+			atomic { kind = 1; legit = 1 }
+		:: atomic {                             /* hostile: lab_free(owner, f, 0) of a */
+			if                              /* frame this CPU does not hold */
+			:: holder[0] != me + 1 -> f = 0
+			:: holder[1] != me + 1 -> f = 1
+			:: holder[2] != me + 1 -> f = 2
 #if NF > 3
-			:: holder[3] != me + 1 -> hf = 3
+			:: holder[3] != me + 1 -> f = 3
 #endif
-			fi };
-			lab_free0(hf, 0);
-			hf = 0
+			fi } ->
+			atomic { kind = 1; legit = 0 }
+		:: pcp[me].cnt > 0 ->                   /* spill from the ring's head: */
+			if
+			:: pcp_spill(pcp[me].cnt)       /* lab_cpu_drain / lab_pcp_drain: all */
+			:: pcp[me].cnt > 1 -> pcp_spill(1)  /* part of it, as lab_free_insert's
+			                                   spill-first does (pcp_batch frames) */
+			fi
 #ifdef CLAIM
 		:: atomic {                             /* lab_alloc(owner, 1): the probe's */
 			if                              /* random aligned block is [first, first+2) */
@@ -974,7 +1206,7 @@ proctype cpu(byte me)
 			fi } ->
 			lab_alloc1()
 		:: atomic { pick_mine1() } ->           /* lab_free(owner, first, 1), ours */
-			lab_free1(1)
+			atomic { kind = 2; legit = 1 }
 		:: atomic {                             /* hostile: lab_free(.., 1) of a block not ours */
 			if
 			:: !MINE1(0) -> first = 0
@@ -982,21 +1214,34 @@ proctype cpu(byte me)
 			:: !MINE1(2) -> first = 2
 #endif
 			fi } ->
-			lab_free1(0)
+			atomic { kind = 2; legit = 0 }
 #endif
 #ifdef DEFERRED
-		:: scrub_ring(me); scrub_ring(1 - me)   /* lab_scrub(): own ring first */
+		:: rc = me;                             /* lab_scrub(): own ring first */
+			do
+			:: scrub_ring(rc);
+				if :: rc == me -> rc = 1 - me :: else -> break fi
+			od;
+			rc = 0
 #endif
 		fi
-	:: else -> break
-	od;
-	/* finish: free everything still held (what a client does before exit) */
-	do
-	:: atomic { pick_mine0(f) } -> lab_free0(f, 1); f = 0
+	   :: else ->                                   /* done: free what is still held */
+		if
+		:: atomic { pick_mine0(f) } -> atomic { kind = 1; legit = 1 }
 #ifdef CLAIM
-	:: atomic { pick_mine1() } -> lab_free1(1)
+		:: atomic { pick_mine1() } -> atomic { kind = 2; legit = 1 }
 #endif
-	:: else -> break
+		:: else -> break
+		fi
+	   fi;
+	   if
+	   :: kind == 1 -> lab_free0(f, legit)
+#ifdef CLAIM
+	   :: kind == 2 -> lab_free1(legit)
+#endif
+	   :: else
+	   fi;
+	   atomic { kind = 0; legit = 0; f = 0 }
 	od;
 	done++
 }
@@ -1066,16 +1311,14 @@ proctype remover()
  * process: it adds no states).  Expressions only, so one macro per frame f
  * and per slot s; && and || short-circuit as in C (no out-of-range index). */
 
-/* number of times f sits in CPU c's pcp, and in any pcp */
-#if NF > 3
-#define NPCP_C(c, f) ((pcp[c].cnt > 0 && pcp[c].e[0] == (f) -> 1 : 0) + \
-                      (pcp[c].cnt > 1 && pcp[c].e[1] == (f) -> 1 : 0) + \
-                      (pcp[c].cnt > 2 && pcp[c].e[2] == (f) -> 1 : 0) + \
-                      (pcp[c].cnt > 3 && pcp[c].e[3] == (f) -> 1 : 0))
+/* number of times f sits in CPU c's pcp at a live index, and in any pcp */
+#define INR(c, i, f) (pcp[c].cnt > (i) && pcp[c].e[i] == (f) -> 1 : 0)
+#if RSZ > 3
+#define NPCP_C(c, f) (INR(c, 0, f) + INR(c, 1, f) + INR(c, 2, f) + INR(c, 3, f))
+#elif RSZ > 2
+#define NPCP_C(c, f) (INR(c, 0, f) + INR(c, 1, f) + INR(c, 2, f))
 #else
-#define NPCP_C(c, f) ((pcp[c].cnt > 0 && pcp[c].e[0] == (f) -> 1 : 0) + \
-                      (pcp[c].cnt > 1 && pcp[c].e[1] == (f) -> 1 : 0) + \
-                      (pcp[c].cnt > 2 && pcp[c].e[2] == (f) -> 1 : 0))
+#define NPCP_C(c, f) (INR(c, 0, f) + INR(c, 1, f))
 #endif
 #define NPCP(f) (NPCP_C(0, f) + NPCP_C(1, f))
 
@@ -1086,10 +1329,20 @@ proctype remover()
 	(rec[f] == (!hblk[f] -> ALLOC0(OWN(holder[f] - 1)) : \
 	            ((f) % 2 == 0 -> ALLOC1(OWN(holder[f] - 1)) : TAIL1(OWN(holder[f] - 1)))) && \
 	 !INLIVE(f) && NPCP(f) == 0))
-/* M2: a frame is at most once in all pcps; there it is unheld, PCP, not in
- * G[0,n), clean */
+/* M2: a frame is at most once in all pcps (live indices); there it is
+ * unheld, not in G[0,n), not in transit, clean, and has record PCP, or
+ * BUSY(c) while CPU c's exchange holds it in c's own ring (ring case, between
+ * its CAS and the store that replaces it by f) */
+#define XHELD(c, f) (xg[c] == (f) + 1 && NPCP_C(c, f) == 1 && rec[f] == BUSY(c))
 #define M2(f) (NPCP(f) == 0 || \
-	(NPCP(f) == 1 && holder[f] == 0 && rec[f] == R_PCP && !INLIVE(f) && !dirty[f]))
+	(NPCP(f) == 1 && holder[f] == 0 && !INLIVE(f) && !dirty[f] && !tr[f] && \
+	 (rec[f] == R_PCP || XHELD(0, f) || XHELD(1, f))))
+/* M5: a frame whose record is PCP is in exactly one pcp ring at a live index,
+ * or in transit out of one (tr: popped by alloc or a spill, its record not yet
+ * rewritten): no PCP frame is lost (as a ring entry overwritten) or cached
+ * twice; and no ring holds more than pcp_max entries */
+#define M5(f) (rec[f] != R_PCP || NPCP(f) == 1 || tr[f])
+#define M5C (pcp[0].cnt <= PCP_MAX && pcp[1].cnt <= PCP_MAX)
 /* M4: INPOOL and PCP records only on clean frames (shared pool: G is zero) */
 #define M4(f) (!(IS_INPOOL(rec[f]) || rec[f] == R_PCP) || !dirty[f])
 /* M3 (pool lock free): an INPOOL(p) record names a frame at 2p or 2p+1 < n */
@@ -1117,13 +1370,24 @@ never {
 		assert(!ready || (M3S(0) && M3S(1) && M3S(2)));
 		assert(!ready || M3D);
 		assert(!ready || (M4(0) && M4(1) && M4(2)));
+		assert(!ready || (M5(0) && M5(1) && M5(2) && M5C));
 #if NF > 3
-		assert(!ready || (M1(3) && M2(3) && M3R(3) && M3S(3) && M4(3)));
+		assert(!ready || (M1(3) && M2(3) && M3R(3) && M3S(3) && M4(3) && M5(3)));
 #endif
 	   }
 	od
 }
 #endif
+
+/* ---- no deadlock: when nothing can move any more (timeout), every worker
+ * must have finished.  This is spin's invalid-end-state check, which a never
+ * claim switches off; a wait that never ends (lock_occupant on a frame nobody
+ * will release, a lock never put) blocks its process until everything else
+ * has stopped, and lands here. -------------------------------------------- */
+active proctype watchdog()
+{
+	timeout -> assert(done == NPROC)
+}
 
 /* ---- the end: all processes finished and freed what they held ---------- */
 active proctype final_check()
@@ -1141,7 +1405,7 @@ active proctype final_check()
 		f = 0;
 		do
 		:: f < NF ->
-			assert(holder[f] == 0);
+			assert(holder[f] == 0 && !tr[f]);
 			cnt = 0;
 			s = 0;
 			do
