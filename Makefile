@@ -51,8 +51,31 @@ $(O)/liblabyrinth.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+VERSION := $(shell sed -n 's/^\#define LAB_VERSION_STRING "\(.*\)"/\1/p' include/labyrinth.h)
+SONAME  := liblabyrinth.so.$(firstword $(subst ., ,$(VERSION)))
+
 $(O)/liblabyrinth.so: $(LIB_OBJ)
-	@echo "  CC $@"; $(CC) -shared -o $@ $^ -lpthread
+	@echo "  CC $@"; $(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ -lpthread
+
+# `make install PREFIX=/usr/local DESTDIR=`: libraries, headers, pkg-config
+# file and the labyrinth command.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/labyrinth $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(O)/liblabyrinth.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(O)/liblabyrinth.so $(DESTDIR)$(PREFIX)/lib/liblabyrinth.so.$(VERSION)
+	ln -sf liblabyrinth.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liblabyrinth.so
+	install -m 644 include/labyrinth.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/labyrinth/*.h $(DESTDIR)$(PREFIX)/include/labyrinth/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' labyrinth.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/labyrinth.pc
+	install -m 755 $(O)/labyrinth $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/liblabyrinth.a $(DESTDIR)$(PREFIX)/lib/liblabyrinth.so* \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/labyrinth.pc $(DESTDIR)$(PREFIX)/bin/labyrinth \
+	      $(DESTDIR)$(PREFIX)/include/labyrinth.h
+	rm -rf $(DESTDIR)$(PREFIX)/include/labyrinth
 
 TOOL_HDR   := $(wildcard tools/*.h)
 $(O)/labyrinth: $(TOOL_SRC) $(TOOL_HDR) $(O)/liblabyrinth.a $(HEADERS)

@@ -59,5 +59,6 @@ run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 run audit           scripts/audit-check.sh
 run bench-quick     $B/labyrinth bench --quick
+need pkg-config install && run install scripts/install-check.sh
 echo "$passed passed, $failed failed${skipped:+, $skipped skipped}" | sed 's/, 0 skipped//'
 [ "$failed" -eq 0 ]
