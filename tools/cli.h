@@ -22,6 +22,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Human size: "1 GiB", "512 MiB", "48 KiB". */
 const char *cli_size(uint64_t bytes, char *buf, unsigned len);
 double cli_now(void);
+/* Write w x h RGB pixels (row-major) as a PNG; 0 on success. */
+int cli_write_png(const char *path, const uint8_t *rgb, unsigned w, unsigned h);
 /* True when /proc/cpuinfo says we run under a hypervisor. */
 bool cli_in_vm(void);
 

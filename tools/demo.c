@@ -19,16 +19,22 @@
 
 static const char help[] =
 	"usage: labyrinth demo [--size SIZE] [--vms N] [--seconds S] [--threads T] [--seed N]\n"
+	"                      [--map FILE.png]\n"
 	"\n"
 	"Runs a small hypervisor on a zone of anonymous memory and prints, for each\n"
-	"property labyrinth promises, what this run measured.\n"
+	"property labyrinth promises, what this run measured.  It also draws the\n"
+	"zone as it stood before VM 1 was torn down: one pixel per frame in pfn\n"
+	"order, 16 x colours frames per row, so each cache colour is a column and\n"
+	"each VM's private colours a band; on the right the same holdings as a\n"
+	"first-fit allocator lays them out.\n"
 	"\n"
-	"  --size SIZE    zone size (default 256M; K/M/G suffixes)\n"
+	"  --size SIZE    zone size (default 1G, or 256M if the machine cannot map 1G)\n"
 	"  --vms N        exclusive VMs, each with its own cache colours (default 3, 1..15)\n"
 	"  --seconds S    how long the interrupt threads run (default 4)\n"
 	"  --threads T    interrupt threads (default: online CPUs, at least 2)\n"
 	"  --seed N       fixed CSPRNG seed: placement becomes reproducible for debugging\n"
-	"                 (default: fresh entropy from getrandom)\n";
+	"                 (default: fresh entropy from getrandom)\n"
+	"  --map FILE     where to write the picture (default labyrinth-map.png)\n";
 
 #define SHARED_OWNERS 2
 #define RING 2048
@@ -191,10 +197,100 @@ static double placement_z(struct demo *d, uint32_t owner, uint64_t *n_free_out)
 	return (cbrt(chi / k) - (1 - 2 / (9 * k))) / sqrt(2 / (9 * k));
 }
 
+static const uint8_t palette[][3] = {
+	{230, 25, 75}, {60, 180, 75}, {255, 225, 25}, {0, 130, 200}, {245, 130, 48},
+	{145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
+	{0, 128, 128}, {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0}};
+
+/* A frame's pixel: held frames in their owner's colour (shared domains in
+ * white and light grey), free frames in a dark shade of their pool's colour,
+ * so each partition shows as its own columns, unassigned frames black. */
+static void frame_rgb(const struct demo *d, uint32_t owner, uint64_t pfn, uint8_t *px)
+{
+	unsigned col = (unsigned)(pfn & (d->colours - 1)), pool_owner = 0;
+	for (unsigned id = 1; id <= d->nr_owners && !pool_owner; id++)
+		if (d->masks[id] >> col & 1)
+			pool_owner = id;
+	if (owner) {
+		if (d->excl[owner]) {
+			memcpy(px, palette[(owner - 1) % (sizeof palette / sizeof palette[0])], 3);
+		} else {
+			uint8_t v = (uint8_t)(owner == d->vms + 1 ? 255 : 170);
+			px[0] = px[1] = px[2] = v;
+		}
+		return;
+	}
+	if (!pool_owner) {
+		px[0] = px[1] = px[2] = 0;
+	} else if (d->excl[pool_owner]) {
+		const uint8_t *c = palette[(pool_owner - 1) % (sizeof palette / sizeof palette[0])];
+		px[0] = (uint8_t)(c[0] / 4);
+		px[1] = (uint8_t)(c[1] / 4);
+		px[2] = (uint8_t)(c[2] / 4);
+	} else {
+		px[0] = px[1] = px[2] = 56;
+	}
+}
+
+/* The zone as it stands (left) and the same holdings laid out first-fit
+ * (right): each frame a pixel in pfn order, W = 16 x colours frames per row,
+ * so colour c is every column x with x mod colours == c, and an exclusive
+ * owner's contiguous colours form a band repeated across the row. */
+static int write_map(struct demo *d, const char *path, char *why, size_t whylen)
+{
+	uint64_t N = d->hz.nr_frames, W = 16ull * d->colours, H = (N + W - 1) / W;
+	unsigned gap = 16, w = (unsigned)(2 * W + gap), h = (unsigned)H;
+	uint8_t *rgb = calloc((size_t)w * h, 3);
+	uint32_t *owner = calloc(N, sizeof(uint32_t));
+	uint64_t held[32] = {0};
+	if (!rgb || !owner) {
+		snprintf(why, whylen, "out of memory");
+		free(rgb);
+		free(owner);
+		return -1;
+	}
+	for (uint64_t f = 0; f < N; f++) {
+		lab_owner_t o = 0;
+		lab_frame_owner(d->z, d->hz.base_pfn + f, &o, NULL);
+		owner[f] = o;
+		if (o < 32)
+			held[o]++;
+	}
+	for (uint64_t f = 0; f < N; f++) {
+		uint64_t pfn = d->hz.base_pfn + f;
+		frame_rgb(d, owner[f], pfn, rgb + ((f / W) * w + f % W) * 3);
+		frame_rgb(d, 0, pfn, rgb + ((f / W) * w + W + gap + f % W) * 3);
+	}
+	/* First fit: each owner, in id order, takes the lowest free frames of its
+	 * colours until it holds as many as it does in the real zone. */
+	uint8_t *taken = calloc(N, 1);
+	for (unsigned id = 1; id <= d->nr_owners && taken; id++) {
+		uint64_t need = held[id];
+		for (uint64_t f = 0; f < N && need; f++) {
+			if (taken[f] || !(d->masks[id] >> ((d->hz.base_pfn + f) & (d->colours - 1)) & 1))
+				continue;
+			taken[f] = 1;
+			need--;
+			frame_rgb(d, id, d->hz.base_pfn + f, rgb + ((f / W) * w + W + gap + f % W) * 3);
+		}
+	}
+	free(taken);
+	for (unsigned y = 0; y < h; y++) /* a light gutter between the panels */
+		for (unsigned x = (unsigned)W; x < W + gap; x++)
+			memset(rgb + ((size_t)y * w + x) * 3, 200, 3);
+	int rc = cli_write_png(path, rgb, w, h);
+	if (rc)
+		snprintf(why, whylen, "cannot write %s", path);
+	free(rgb);
+	free(owner);
+	return rc;
+}
+
 int cmd_demo(int argc, char **argv)
 {
-	uint64_t size = 256ull << 20, vms = 3, secs = 4, threads = 0, seedv = 0;
-	bool seeded = false;
+	uint64_t size = 1ull << 30, vms = 3, secs = 4, threads = 0, seedv = 0;
+	bool seeded = false, size_given = false;
+	const char *map = "labyrinth-map.png";
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -203,6 +299,9 @@ int cmd_demo(int argc, char **argv)
 		} else if (!strcmp(a, "--size") && i + 1 < argc) {
 			if (!cli_parse_size(argv[++i], &size) || size < (16ull << 20) || size > (1ull << 40))
 				return cli_usage_error("demo", "--size wants 16M..1T, got '%s'", argv[i]);
+			size_given = true;
+		} else if (!strcmp(a, "--map") && i + 1 < argc) {
+			map = argv[++i];
 		} else if (!strcmp(a, "--vms") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 1, 15, &vms))
 				return cli_usage_error("demo", "--vms wants 1..15, got '%s'", argv[i]);
@@ -234,6 +333,11 @@ int cmd_demo(int argc, char **argv)
 	struct lab_hosted_opts o = {.bytes = size, .nr_cpus = (unsigned)threads + 1,
 	                            .seed = seeded ? seed : NULL, .seed_len = 32};
 	int rc = lab_hosted_zone_create(&o, &d.hz);
+	if (rc == LAB_ENOSPC && !size_given) {
+		printf("labyrinth demo: cannot map 1 GiB here (%s); using 256 MiB\n", d.hz.why);
+		o.bytes = 256ull << 20;
+		rc = lab_hosted_zone_create(&o, &d.hz);
+	}
 	if (rc != LAB_OK) {
 		fprintf(stderr, "labyrinth demo: cannot create a %llu-byte zone: %s%s%s\n"
 		                "  try a smaller --size\n",
@@ -290,12 +394,32 @@ int cmd_demo(int argc, char **argv)
 	double t0 = cli_now(), last = t0;
 	uint64_t last_allocs = 0, reclaimed = 0;
 	double teardown_s = 0;
-	bool torn = false;
+	bool torn = false, map_ok = false;
 	while (cli_now() - t0 < (double)secs) {
 		struct timespec ts = {0, 100000000};
 		nanosleep(&ts, NULL);
 		double now = cli_now();
 		if (!torn && now - t0 >= (double)secs / 2) {
+			/* The VMs and domains grow to ~40% of their pools (as guests
+			 * booting would), the zone is drawn, then they shrink back;
+			 * VM 1 keeps its share, which its teardown reclaims. */
+			uint64_t *grown = malloc(d.hz.nr_frames * sizeof(uint64_t)), ng = 0;
+			for (unsigned id = 1; id <= d.nr_owners && grown; id++) {
+				struct lab_owner_stats os;
+				lab_owner_stats(d.z, id, &os);
+				uint64_t want = os.pool_free * 2 / 5 / (d.excl[id] ? 1 : SHARED_OWNERS), pfn;
+				for (uint64_t k = 0; k < want && lab_alloc(d.z, id, 0, LAB_NOWAIT, &pfn) == LAB_OK; k++)
+					grown[ng++] = pfn << 8 | id;
+			}
+			char why[128];
+			if (write_map(&d, map, why, sizeof why) == 0)
+				map_ok = true;
+			else
+				fprintf(stderr, "\nlabyrinth demo: no picture: %s\n", why);
+			for (uint64_t k = 0; k < ng; k++)
+				if ((grown[k] & 0xff) != 1)
+					lab_free(d.z, (lab_owner_t)(grown[k] & 0xff), grown[k] >> 8, 0);
+			free(grown);
 			struct lab_owner_stats os;
 			atomic_store(&d.vm1_stop, true);
 			lab_owner_stats(d.z, 1, &os);
@@ -359,6 +483,14 @@ int cmd_demo(int argc, char **argv)
 	printf("  %-5s lab_check: %s; frames allocated at the end %llu, free %llu, reserve dips %llu\n",
 	       check == LAB_OK ? "PASS" : "FAIL", lab_strerror(check), (unsigned long long)st.nr_allocated,
 	       (unsigned long long)st.nr_free, (unsigned long long)st.reserve_allocs);
+	if (map_ok)
+		printf("\npicture: %s -- left, this zone before VM 1 was torn down; right, the same\n"
+		       "  holdings laid out first-fit.  One pixel per frame in pfn order, %u frames per\n"
+		       "  row, so each cache colour is a column and each VM's private colours a band:\n"
+		       "  held frames bright in their VM's colour (shared domains white/grey), free\n"
+		       "  frames a dark shade of their pool's.  Random placement scatters inside each\n"
+		       "  band; first fit stacks neighbours at the bottom of memory.\n",
+		       map, 16 * d.colours);
 	bool ok = !v && !nz && !cb && fabs(z) < 3.7 && rc == LAB_OK && check == LAB_OK && st.nr_allocated == 0;
 	lab_hosted_zone_destroy(&d.hz);
 	free(d.shadow);
