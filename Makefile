@@ -26,15 +26,17 @@ CORECFLAGS  := $(LIBCFLAGS) -ffreestanding -fno-stack-protector
 CORE_SRC   := $(wildcard src/core/*.c)
 CORE_SRC   := $(filter-out src/core/all.c,$(CORE_SRC))
 HOSTED_SRC := $(wildcard src/hosted/*.c)
+COMPAT_SRC := $(wildcard src/compat/*.c)
 CORE_OBJ   := $(CORE_SRC:src/%.c=$(O)/obj/%.o)
 HOSTED_OBJ := $(HOSTED_SRC:src/%.c=$(O)/obj/%.o)
-LIB_OBJ    := $(CORE_OBJ) $(HOSTED_OBJ)
+COMPAT_OBJ := $(COMPAT_SRC:src/%.c=$(O)/obj/%.o)
+LIB_OBJ    := $(CORE_OBJ) $(HOSTED_OBJ) $(COMPAT_OBJ)
 HEADERS    := $(wildcard include/*.h include/labyrinth/*.h src/core/*.h)
 
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 
-.PHONY: all lib demo check clean install uninstall soak
+.PHONY: all lib demo check clean install uninstall soak kernel
 all: lib $(O)/labyrinth
 
 lib: $(O)/liblabyrinth.a $(O)/liblabyrinth.so
@@ -44,6 +46,12 @@ $(O)/obj/core/%.o: src/core/%.c $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CORECFLAGS) -c $< -o $@
 
 $(O)/obj/hosted/%.o: src/hosted/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(LIBCFLAGS) -D_GNU_SOURCE -c $< -o $@
+
+# The Linux-style layer (include/labyrinth/linux.h): linux.c is freestanding
+# (the example kernel links it too), linux_hosted.c is GFP_KERNEL's POSIX wait.
+$(O)/obj/compat/%.o: src/compat/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC $@"; $(CC) $(LIBCFLAGS) -D_GNU_SOURCE -c $< -o $@
 
@@ -88,7 +96,7 @@ demo: $(O)/labyrinth
 $(O)/test_unit: $(TEST_SRC) tests/harness.h $(O)/liblabyrinth.a $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TEST_SRC) $(O)/liblabyrinth.a -lpthread -lm
 
-SAN_SRC := $(CORE_SRC) $(HOSTED_SRC) $(TEST_SRC)
+SAN_SRC := $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TEST_SRC)
 $(O)/test_asan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -98,7 +106,17 @@ $(O)/test_tsan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=thread -o $@ $(SAN_SRC) -lpthread -lm
 
-check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan
+# The example kernel (examples/kernel): a multiboot ELF for QEMU's -kernel.
+KERNEL_SRC := $(wildcard examples/kernel/*.c examples/kernel/*.h examples/kernel/*.S examples/kernel/*.ld)
+$(O)/kernel/labyrinth-kernel.elf: $(KERNEL_SRC) examples/kernel/build.sh $(CORE_SRC) src/core/all.c \
+		src/compat/linux.c $(HEADERS)
+	@mkdir -p $(O)/kernel
+	@echo "  KERNEL $@"; CC=$(CC) examples/kernel/build.sh >$(O)/kernel.build.log 2>&1 || \
+	    { cat $(O)/kernel.build.log; exit 1; }
+
+kernel: $(O)/kernel/labyrinth-kernel.elf
+
+check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan $(O)/kernel/labyrinth-kernel.elf
 	CI=$(CI) ./scripts/check.sh
 
 # `make soak SOAK_SECONDS=3600`: the stress workload, round after round.

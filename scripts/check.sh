@@ -58,6 +58,7 @@ run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 run audit           scripts/audit-check.sh
+need qemu-system-x86_64 qemu && run qemu scripts/qemu-check.sh
 run bench-quick     $B/labyrinth bench --quick
 need pkg-config install && run install scripts/install-check.sh
 echo "$passed passed, $failed failed${skipped:+, $skipped skipped}" | sed 's/, 0 skipped//'

@@ -49,6 +49,7 @@
 #define LAB_DIRTY_CAP 64                /* deferred-scrub ring per CPU       */
 #define LAB_NESTED_CAP 16               /* frees deferred by nested calls    */
 #define LAB_NESTED_SPINS 4096           /* a nested call never waits longer  */
+#define LAB_NESTED_RETRIES 64           /* fresh draws for a nested insert   */
 #define LAB_ZONE_MAGIC 0x4c414259u      /* "LABY"                            */
 #define LAB_NONE 0xffffffffu
 
