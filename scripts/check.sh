@@ -57,6 +57,7 @@ run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
 run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
+need spin spin && run spin scripts/spin-check.sh
 run audit           scripts/audit-check.sh
 need qemu-system-x86_64 qemu && run qemu scripts/qemu-check.sh
 run bench-quick     $B/labyrinth bench --quick

@@ -123,7 +123,7 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
  * position in the cache is ours alone, but runs the very same instructions
  * on as many cache lines, so how often each kind occurs (which depends on
  * how full the pool is) does not show in the time (P3).  The lines were
- * prefetched by the two calls before (pipeline_advance).
+ * prefetched by the calls before (pipeline_advance, LAB_PIPE deep).
  *
  * Returns false if G positions were contended LAB_XCHG_TRIES times; nothing
  * changed and the caller inserts f under the pool lock.
@@ -165,10 +165,11 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		 * candidates are computed for either kind of position. */
 		uint32_t nn = ld_acquire(&p->n), even = r & ~1u;
 		/* Slices have even length: r's even sibling is adjacent in storage.
-		 * (For a ring position g0 is not used: the selections drop it.) */
-		lab_a32 *g0 = slot - (r & 1);
-		lab_a32 *c0 = SELP(in_g, g0, slot);
-		lab_a32 *c1 = SELP(in_g, g0 + 1, slot);
+		 * Computed as an integer: for a ring position it would point before
+		 * the ring, and the selections drop it. */
+		uintptr_t g0 = (uintptr_t)slot - (r & 1) * sizeof(lab_a32);
+		lab_a32 *c0 = (lab_a32 *)lab_selu(in_g, g0, (uintptr_t)slot);
+		lab_a32 *c1 = (lab_a32 *)lab_selu(in_g, g0 + sizeof(lab_a32), (uintptr_t)slot);
 		int hit0 = (int)sel32(in_g, even < nn, 1) & (ld_relaxed(c0) == g);
 		int hit1 = (int)sel32(in_g, even + 1 < nn, 1) & (ld_relaxed(c1) == g);
 		if (lab_public(!(hit0 | hit1))) { /* only when an append or a pop raced with us */

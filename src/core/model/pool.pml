@@ -13,8 +13,12 @@
  * its own Promela step.  A step may also do purely local work (registers,
  * the CPU's own pcp ring, which no other CPU touches) and ghost updates;
  * atomic{} is only ever wrapped around ONE shared access plus such local or
- * ghost work.  Records store slot/2 (INPOOL(p)), so the frame is at 2p or
- * 2p+1 and readers disambiguate by reading G as the C code does.
+ * ghost work.  Two exceptions in lab_pool_exchange, argued there: the CAS
+ * of the "f itself" case changes nothing on a record only we write, so it
+ * shares the step of the store after it; and the re-read of n, which the
+ * ring and "f itself" cases compute but mask away, is left out there.
+ * Records store slot/2 (INPOOL(p)), so the frame is at 2p or 2p+1 and
+ * readers disambiguate by reading G as the C code does.
  *
  * Modelled: 2 CPUs, each with a pcp, one pool of NF = 3 (or 4) frames; each
  * CPU makes OPS calls chosen nondeterministically among lab_alloc order 0
@@ -140,7 +144,7 @@
  *    1 exchange: the CAS on g failed (slot contended or stale)
  *    2 exchange: g locked but not found below n: undo
  *    3 exchange: g found in the sibling slot r^1, not r
- *    4 exchange: all tries failed or G empty: insert under the lock
+ *    4 exchange: LAB_XCHG_TRIES G positions failed: insert under the lock
  *    5 lock_occupant: CAS failed, waits for the exchanger
  *    6 lock_occupant: locked y but it sits in the sibling slot: undo
  *    7 insert_locked: occupant of r moved to slot n (Fisher-Yates)
@@ -180,12 +184,15 @@
  *   MUTANT_REMOVE_REC_FIRST    remove_slot: record before slot (CLAIM; M2)
  *   MUTANT_FREE_STORE          lab_free: plain store instead of the CAS
  *                              (ONE_OWNER: two racing frees of a frame both
- *                              win, it enters G twice; M3 or the watchdog)
+ *                              win; the loser's store makes the record BUSY
+ *                              after the winner cached the frame: M2)
  *   MUTANT_NO_DYING_CHECK      lab_alloc: no post-commit owner check
  *                              (TEARDOWN; M1: reclaim already took the frame
  *                              back into the pool when the caller gets it)
- *   MUTANT_SCRUB_AFTER_INSERT  free_commit: insert, then scrub (M4)
- *   MUTANT_RING_NO_SCRUB       lab_scrub_ring: insert unscrubbed (DEFERRED; M4)
+ *   MUTANT_SCRUB_AFTER_INSERT  free_commit: insert, then scrub (M2 or M4: a
+ *                              dirty frame in a pcp or in G)
+ *   MUTANT_RING_NO_SCRUB       lab_scrub_ring: insert unscrubbed (DEFERRED;
+ *                              M2 or M4)
  *   MUTANT_RING_NO_PCP_RECORD  exchange, ring case: f replaces g in the ring
  *                              but its record is not set to PCP (M2: a ring
  *                              entry with a BUSY record nobody holds)
