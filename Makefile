@@ -36,7 +36,7 @@ HEADERS    := $(wildcard include/*.h include/labyrinth/*.h src/core/*.h)
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 
-.PHONY: all lib demo check clean install uninstall soak kernel
+.PHONY: all lib demo check clean install uninstall soak kernel fuzz
 all: lib $(O)/labyrinth
 
 lib: $(O)/liblabyrinth.a $(O)/liblabyrinth.so
@@ -116,7 +116,19 @@ $(O)/kernel/labyrinth-kernel.elf: $(KERNEL_SRC) examples/kernel/build.sh $(CORE_
 
 kernel: $(O)/kernel/labyrinth-kernel.elf
 
-check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan $(O)/kernel/labyrinth-kernel.elf
+# The fuzz harness as a plain program (ASan + UBSan, gcc): replays the
+# checked-in corpus in `make check`.  `make fuzz` runs libFuzzer (clang).
+$(O)/fuzz_replay: fuzz/fuzz_ops.c $(CORE_SRC) $(HOSTED_SRC) $(HEADERS) src/core/internal.h
+	@mkdir -p $(O)
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -DFUZZ_REPLAY -Isrc/core \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    -o $@ fuzz/fuzz_ops.c $(CORE_SRC) $(HOSTED_SRC) -lpthread -lm
+
+FUZZ_SECONDS ?= 300
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan $(O)/fuzz_replay $(O)/kernel/labyrinth-kernel.elf
 	CI=$(CI) ./scripts/check.sh
 
 # `make soak SOAK_SECONDS=3600`: the stress workload, round after round.

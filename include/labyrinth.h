@@ -104,7 +104,8 @@ LAB_API const char *lab_strerror(int err);
  * hosted layer's lab_hosted_alloc_wait() adds the blocking GFP_KERNEL kind. */
 #define LAB_NOWAIT 0x2u
 /* The frame(s) are returned zeroed.  Frames of shared pools are always zero
- * already (scrubbed on free); exclusive owners' frames are zeroed on demand. */
+ * already (scrubbed on free); exclusive owners' frames are zeroed on demand.
+ * Refused with LAB_ENOMAP on a zone without a direct map. */
 #define LAB_ZERO 0x4u
 /* Only from the owner's private colours: refused (LAB_ENOTEXCL) when the
  * owner is not exclusive, so the caller can rely on cache isolation. */

@@ -11,13 +11,21 @@ passed=0 failed=0 skipped=0
 LOG=$B/check-logs
 mkdir -p "$LOG"
 
+# Every suite runs under a time limit (SUITE_LIMIT seconds, default 900): a
+# hang is reported as a FAIL naming the suite, and the log shows the last
+# test that finished, instead of stalling CI until its own timeout.
+SUITE_LIMIT=${SUITE_LIMIT:-900}
+
 # run NAME CMD...: a suite; harness output "N passed, M failed" adds N and M,
 # any other command counts as one test (exit status).
 run() {
 	local name=$1; shift
 	local t0=$SECONDS
-	"$@" >"$LOG/$name.log" 2>&1
+	timeout -k 10 "$SUITE_LIMIT" "$@" >"$LOG/$name.log" 2>&1
 	local rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "TIMEOUT: $name did not finish within ${SUITE_LIMIT}s (a hang; last lines above)" >>"$LOG/$name.log"
+	fi
 	local last
 	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOG/$name.log" | tail -n 1)
 	if [ -n "$last" ]; then
@@ -55,6 +63,7 @@ echo "labyrinth make check"
 run unit            $B/test_unit
 run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
 run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
+run fuzz-replay     env ASAN_OPTIONS=detect_leaks=0 $B/fuzz_replay fuzz/corpus
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 need spin spin && run spin scripts/spin-check.sh

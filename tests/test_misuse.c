@@ -12,6 +12,8 @@
  * calls the API that reads it; a body that returns is a missed detection.
  */
 #include <limits.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -736,4 +738,74 @@ TEST(death_corrupt_pool_array_exchange)
 TEST(death_corrupt_record_on_remove)
 {
 	EXPECT_DEATH(die_record_on_remove, NULL, "labyrinth: corrupt frame record");
+}
+
+/*
+ * A nested call (an interrupt arriving inside the allocator on the same CPU)
+ * must never wait for a record the interrupted code holds.  Here the
+ * "interrupted code" is simulated: this CPU is marked busy and the frame at
+ * the tail of the pool array is locked the way an exchange locks it.  Every
+ * order-1 claim has to move the tail into the hole it leaves, so before the
+ * fix each such call spun forever (found by the TSan run of
+ * nested_interrupt_allocations, which hung CI).  An alarm turns a hang into
+ * a failure.
+ */
+static void on_nested_hang(int sig)
+{
+	static const char m[] = "FAIL nested_claim_never_waits: a nested order-1 alloc hung on a "
+	                        "record held by the interrupted code\n";
+	(void)sig;
+	ssize_t r = write(2, m, sizeof m - 1);
+	(void)r;
+	_exit(3);
+}
+
+TEST(nested_claim_never_waits)
+{
+	struct tzone t = tz_make(256, 1, 2, LAB_ZONE_ZEROED, 77);
+	tz_owner(&t, 1, 1, 0, true);
+	struct lab_zone *z = t.z;
+	uint32_t me = lab_plat_cpu();
+	ASSERT_TRUE(me < z->nr_cpus);
+	struct lab_pool *p = &z->pools[owner_at(z, 1)->pool];
+	uint32_t n = ld_relaxed(&p->n);
+	ASSERT_TRUE(n > 8);
+	struct lab_stats st0;
+	ASSERT_EQ(lab_stats(z, &st0), LAB_OK);
+	uint64_t free0 = st0.nr_free;
+	uint32_t y = ld_relaxed(gslot(z, p, n - 1));
+	uint32_t saved = ld_relaxed(&z->rec[y]);
+	st_relaxed(&z->rec[y], rec_make(z, y, ST_BUSY, 0, me & 0xfffu));
+	st_relaxed(&cpu_at(z, me)->busy, 1);
+
+	signal(SIGALRM, on_nested_hang);
+	alarm(20);
+	int ok = 0, frag = 0, other = 0;
+	uint64_t got[64];
+	for (int i = 0; i < 64; i++) {
+		int rc = lab_alloc(z, 1, 1, LAB_ATOMIC, &got[ok]);
+		if (rc == LAB_OK)
+			ok++;
+		else if (rc == LAB_EFRAG)
+			frag++;
+		else
+			other++;
+	}
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+
+	/* The interrupted code resumes: it puts y back and leaves. */
+	st_relaxed(&cpu_at(z, me)->busy, 0);
+	st_relaxed(&z->rec[y], saved);
+	EXPECT_EQ(other, 0);
+	EXPECT_TRUE(frag > 0); /* most claims needed the locked tail */
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	for (int i = 0; i < ok; i++)
+		EXPECT_EQ(lab_free(z, 1, got[i], 1), LAB_OK);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	struct lab_stats st;
+	EXPECT_EQ(lab_stats(z, &st), LAB_OK);
+	EXPECT_EQ(st.nr_allocated, 0);
+	EXPECT_EQ(st.nr_free, free0);
+	tz_free(&t);
 }

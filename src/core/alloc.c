@@ -124,7 +124,7 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 		if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
 			continue;
 		uint32_t first = (uint32_t)(pfn - z->base_pfn);
-		if (lab_pool_claim_locked(z, pool, c->id, first, order, c->rng) == 0) {
+		if (lab_pool_claim_locked(z, pool, c->id, c->nested, first, order, c->rng) == 0) {
 			*f = first;
 			rc = LAB_OK;
 			break;
@@ -175,6 +175,8 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		return LAB_EINVAL;
 	if (!pfn || (flags & ~LAB_ALLOC_FLAGS_ALL))
 		return refuse(z, LAB_EINVAL);
+	if ((flags & LAB_ZERO) && !z->dmap)
+		return refuse(z, LAB_ENOMAP); /* nothing to zero through */
 	if (order > LAB_MAX_ORDER)
 		return refuse(z, LAB_EORDER);
 	struct lab_owner *o = live_owner(z, owner);

@@ -304,18 +304,22 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
 
 /* Remove live slot s, whose frame we hold locked, by moving the tail into
  * it.  If the tail holds a frame of the block [first, first + K) we claim it
- * too (counted in *claimed).  Pool lock held. */
-static void remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
-                        uint32_t first, uint32_t K, uint32_t *claimed)
+ * too (counted in *claimed).  Pool lock held.  False only when nested and the
+ * tail's occupant is locked (by the code we interrupted, mid-exchange): then
+ * slot s still names our frame and nothing else moved since the last claim. */
+static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
+                        bool nested, uint32_t first, uint32_t K, uint32_t *claimed)
 {
 	for (;;) { /* bound: K iterations over the whole claim */
 		uint32_t n = ld_relaxed(&p->n);
 		uint32_t t = n - 1;
 		if (t == s) {
 			st_release(&p->n, t);
-			return;
+			return true;
 		}
-		uint32_t y = lock_occupant(z, p, t, me, false);
+		uint32_t y = lock_occupant(z, p, t, me, nested);
+		if (y == LAB_NONE)
+			return false;
 		if (y - first < K) {
 			/* A frame of our block at the tail: claim it on the way. */
 			st_release(&p->n, t);
@@ -325,18 +329,33 @@ static void remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 		st_relaxed(gslot(z, p, s), y);
 		st_release(&p->n, t);
 		st_release(&z->rec[y], rec_pos(s));
-		return;
+		return true;
 	}
+}
+
+/* Put back f (BUSY, ours) at a uniformly random position, pool lock held.  A
+ * nested caller may find the drawn slot's occupant locked by the code it
+ * interrupted (one slot or two): it draws again, and after
+ * LAB_NESTED_RETRIES failures (probability below (2/n)^64) appends, the one
+ * position that needs no lock. */
+void lab_pool_putback_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                             uint32_t f, struct lab_rng *rng)
+{
+	for (int t = 0; t < LAB_NESTED_RETRIES; t++) /* bound: LAB_NESTED_RETRIES */
+		if (lab_pool_insert_locked(z, pool, me, nested, f, lab_rng_u64(rng)))
+			return;
+	lab_pool_append_locked(z, pool, &f, 1);
 }
 
 /*
  * Take the aligned block [first, first + 2^order) out of G if every frame of
  * it is there (pool lock held).  Returns 0 with all frames BUSY and ours, or
  * -1 with nothing changed in distribution (frames taken before a conflict are
- * put back at random positions).
+ * put back at random positions).  A nested caller never waits on a record:
+ * a locked one aborts the claim like a conflict.
  */
-int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, uint32_t first,
-                          unsigned order, struct lab_rng *rng)
+int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                          uint32_t first, unsigned order, struct lab_rng *rng)
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t K = 1u << order;
@@ -351,13 +370,18 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, uint32
 		uint32_t v = ld_acquire(&z->rec[f]);
 		if (v == busy_rec(z, f, me))
 			continue; /* claimed from the tail already */
+		uint32_t pos = v;
 		if (!rec_inpool(v) || !cas_rec(z, f, &v, busy_rec(z, f, me)))
 			goto abort; /* an exchange took it meanwhile */
-		uint32_t s = locate(z, p, f, v, ld_relaxed(&p->n));
+		uint32_t s = locate(z, p, f, pos, ld_relaxed(&p->n));
 		if (s == LAB_NONE)
 			corrupt_array();
+		if (!remove_slot(z, p, s, me, nested, first, K, &claimed)) {
+			/* f stays where it is: slot s still names it. */
+			st_release(&z->rec[f], rec_pos(s));
+			goto abort;
+		}
 		claimed++;
-		remove_slot(z, p, s, me, first, K, &claimed);
 	}
 	if (claimed != K)
 		corrupt_array();
@@ -367,7 +391,7 @@ abort:
 	for (uint32_t i = 0; i < K; i++) {
 		uint32_t f = first + i;
 		if (ld_relaxed(&z->rec[f]) == busy_rec(z, f, me))
-			lab_pool_insert_locked(z, pool, me, false, f, lab_rng_u64(rng));
+			lab_pool_putback_locked(z, pool, me, nested, f, rng);
 	}
 	return -1;
 }

@@ -106,7 +106,8 @@ size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget
 static size_t scrub_walk(struct lab_ctx *c, size_t budget)
 {
 	struct lab_zone *z = c->z;
-	size_t done = 0, seen = 0, limit = budget * 64 + 64;
+	size_t done = 0, seen = 0;
+	size_t limit = budget < (SIZE_MAX - 64) / 64 ? budget * 64 + 64 : SIZE_MAX; /* no wrap */
 
 	while (done < budget && seen < limit && ld_relaxed(&z->nr_dirty_scan)) { /* bound: limit */
 		uint32_t f = (uint32_t)z->scrub_cursor;
