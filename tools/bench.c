@@ -34,8 +34,10 @@ static const char help[] =
 	"glibc aligned_alloc, jemalloc, mimalloc and tcmalloc (loaded with dlopen;\n"
 	"a missing one is reported, never silently skipped) and against floors\n"
 	"written here: a LIFO stack under a spinlock, a random bag under a\n"
-	"spinlock, per-CPU random bags, and micro-floors (memset and non-temporal\n"
-	"store of 4 KiB, CAS, spinlock pair, ChaCha12 draw, the timer itself).\n"
+	"spinlock, per-CPU random bags, a lock-free shared array of random\n"
+	"slots (what global uniformity costs across cores), and micro-floors\n"
+	"(memset and non-temporal store of 4 KiB, CAS, spinlock pair, ChaCha12\n"
+	"draw, the timer itself).\n"
 	"\n"
 	"Workloads (order 0 and a 1 GiB zone unless stated): immediate (alloc then\n"
 	"free), batch (64 Ki allocations, then frees in random order), cross-CPU\n"
@@ -582,7 +584,7 @@ static void table_cross(void)
 		struct cand *c = i < 0 ? bench_ring_cand() : &cands[i];
 		if (c->skip || c->no_cross) {
 			fprintf(out, "%-19s %s\n", c->name,
-			        c->skip ? c->skip : "n/a: a per-CPU bag without a lock cannot take another CPU's frees");
+			        c->skip ? c->skip : c->no_cross_why);
 			continue;
 		}
 		struct series *ns = pairs_s(c->name, "cross", 2, 0, "ns_per_pair");
@@ -857,6 +859,10 @@ static void targets(void)
 		snprintf(b, sizeof b, "C same-owner %s 2T/1T / ceiling", wls[w]);
 		snprintf(b + 64, 64, "T same-owner %s 2T / 1T", wls[w]);
 		context(nm, ratio(b, find("ratio", b + 64, wls[w], 2, 0, BENCH_ZONE, "lab same-owner"), ceil));
+		snprintf(nm, sizeof nm, "  context: shared swap (global uniformity, nothing else) %s 2T / 1T", wls[w]);
+		snprintf(b, sizeof b, "C shared swap %s 2T / 1T", wls[w]);
+		context(nm, ratio(b, pairs_s("floor shared swap", wls[w], 2, 0, "mpairs_per_s"),
+		                  pairs_s("floor shared swap", wls[w], 1, 0, "mpairs_per_s")));
 	}
 	const char *noscrub[3] = {"lab same-owner", "lab excl-colours", "lab atomic"};
 	const char *lwl[2] = {"steady", "batch"};

@@ -286,8 +286,14 @@ struct fstack {
 	uint32_t *a;
 };
 
+struct swap_hand {
+	_Alignas(64) uint32_t n;
+	uint32_t a[64];
+};
+
 struct bench_floor {
 	struct fstack s[BENCH_NORD];
+	struct swap_hand hand[BENCH_MAXT][BENCH_NORD]; /* the shared-swap floor's */
 	struct fstack *pc[BENCH_MAXT]; /* per-CPU bags: [BENCH_NORD] each */
 };
 
@@ -366,6 +372,59 @@ static inline void pcpu_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 	s->a[s->cnt++] = (uint32_t)h;
 }
 
+/* shared random slots, no lock: one array of frame slots shared by every
+ * thread.  Free exchanges the frame into a uniformly random slot and keeps
+ * what it displaced in the thread's hand (at most 64); alloc takes from the
+ * hand, else empties a random slot.  Each pair writes one uniformly random
+ * shared cache line, as an allocator whose placement is uniform over all
+ * free frames must: the cost of global uniformity across cores, with
+ * nothing else (no owner, no checks, no state-independent timing). */
+#define SWAP_EMPTY UINT32_MAX
+#define SWAP_HAND 64
+static inline int swap_alloc(struct cand *c, struct tctx *t, unsigned order, uint64_t *h)
+{
+	int i = oidx(order);
+	if (i < 0)
+		return FLOOR_NOORDER;
+	struct swap_hand *hd = &c->fl->hand[t->tid][i];
+	if (hd->n) {
+		*h = hd->a[--hd->n];
+		return 0;
+	}
+	struct fstack *s = &c->fl->s[i];
+	_Atomic uint32_t *a = (_Atomic uint32_t *)s->a;
+	for (int probe = 0; probe < 64; probe++) { /* bound: 64 probes */
+		uint32_t r = (uint32_t)(((unsigned __int128)wyrand(&t->rng) * s->cap) >> 64);
+		if (atomic_load_explicit(&a[r], memory_order_relaxed) == SWAP_EMPTY)
+			continue;
+		uint32_t g = atomic_exchange_explicit(&a[r], SWAP_EMPTY, memory_order_acquire);
+		if (g != SWAP_EMPTY) {
+			*h = g;
+			return 0;
+		}
+	}
+	return LAB_ENOMEM;
+}
+
+static inline void swap_free(struct cand *c, struct tctx *t, uint64_t h, unsigned order)
+{
+	int i = oidx(order);
+	struct swap_hand *hd = &c->fl->hand[t->tid][i];
+	_Atomic uint32_t *a = (_Atomic uint32_t *)c->fl->s[i].a;
+	uint32_t cap = c->fl->s[i].cap;
+	for (;;) { /* a full hand looks for an empty slot: there are as many as frames out */
+		uint32_t r = (uint32_t)(((unsigned __int128)wyrand(&t->rng) * cap) >> 64);
+		uint32_t g = atomic_exchange_explicit(&a[r], (uint32_t)h, memory_order_acq_rel);
+		if (g == SWAP_EMPTY)
+			return;
+		if (hd->n < SWAP_HAND) {
+			hd->a[hd->n++] = g;
+			return;
+		}
+		h = g;
+	}
+}
+
 /* nothing at all: the cross-CPU ring alone */
 static inline int null_alloc(struct cand *c, struct tctx *t, unsigned order, uint64_t *h)
 {
@@ -384,6 +443,7 @@ static inline void null_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 #define lifo_idle labp_idle
 #define bag_idle labp_idle
 #define pcpu_idle labp_idle
+#define swap_idle labp_idle
 
 /* ---- the drivers, identical for every family ----------------------------------- */
 
@@ -618,6 +678,7 @@ BENCH_FAMILY(tc)
 BENCH_FAMILY(lifo)
 BENCH_FAMILY(bag)
 BENCH_FAMILY(pcpu)
+BENCH_FAMILY(swap)
 BENCH_FAMILY(null)
 
 #define SET_FAMILY(c, F)                                                                   \
@@ -998,7 +1059,7 @@ static int floor_setup(struct cand *c)
 		abort();
 	memset(f, 0, sizeof(*f));
 	uint64_t n = c->floor_frames;
-	bool pc = c->no_cross; /* the per-CPU bags */
+	bool pc = c->pcpu_bags;
 	if (!pc) {
 		for (int k = 0; k < BENCH_NORD; k++)
 			floor_fill(&f->s[k], n >> bench_orders[k]);
@@ -1038,7 +1099,7 @@ static void floor_teardown(struct cand *c)
 	c->fl = NULL;
 }
 
-static struct cand C[12];
+static struct cand C[13];
 
 int bench_candidates(struct cand **out)
 {
@@ -1104,7 +1165,15 @@ int bench_candidates(struct cand **out)
 	FLC("floor per-CPU bags", "one random bag per worker thread, no lock (the zone split "
 	                          "evenly); cannot take frees from another CPU",
 	    pcpu);
+	c->no_cross = c->pcpu_bags = true;
+	c->no_cross_why = "n/a: a per-CPU bag without a lock cannot take another CPU's frees";
+	FLC("floor shared swap", "one array of frame slots shared by all threads, no lock: alloc "
+	                         "empties a uniformly random full slot (atomic exchange), free fills "
+	                         "a uniformly random empty one (CAS): global uniformity, nothing else",
+	    swap);
 	c->no_cross = true;
+	c->no_cross_why = "n/a: the freeing CPU's hand fills and each free then hunts for one of the "
+	                  "256 empty slots among 262,144 (a floor for immediate and batch only)";
 #undef FLC
 	*out = C;
 	return n;
