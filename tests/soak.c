@@ -11,7 +11,7 @@
 #include "harness.h"
 
 extern _Atomic uint64_t sx_total_ops, sx_total_violations;
-extern uint8_t sx_seed_offset;
+extern uint32_t sx_seed_offset;
 
 int main(int argc, char **argv)
 {
@@ -25,7 +25,7 @@ int main(int argc, char **argv)
 	char *filter[] = {argv[0], "stress_"};
 	int failed = 0, rounds = 0;
 	do {
-		sx_seed_offset = (uint8_t)(rounds * 17 + 1);
+		sx_seed_offset = (uint32_t)rounds * 17u + 1u; /* every round its own operation streams */
 		failed += harness_run(2, filter);
 		rounds++;
 		clock_gettime(CLOCK_MONOTONIC, &t);

@@ -747,7 +747,7 @@ static void sx_remove_round(struct sx_ctx *cx, unsigned x, struct sx_round *rd)
 /* For `make soak` (tests/soak.c): totals over every run, and a seed offset
  * so each round of the soak runs different operation streams. */
 _Atomic uint64_t sx_total_ops, sx_total_violations;
-uint8_t sx_seed_offset;
+uint32_t sx_seed_offset; /* the zone key takes its low byte, the workers all of it */
 
 struct sx_params {
 	const char *name;
@@ -780,7 +780,8 @@ static void sx_run(const struct sx_params *p)
 		struct sx_worker *w = &cx->w[i];
 		w->cx = cx;
 		w->tid = i;
-		w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ ((uint64_t)seed << 56) ^ 0xD1B54A32D192ED03ull;
+		w->rng = 0x9E3779B97F4A7C15ull * (i + 1) ^ ((uint64_t)seed << 56) ^
+		         (uint64_t)sx_seed_offset * 0xBF58476D1CE4E5B9ull ^ 0xD1B54A32D192ED03ull;
 		pthread_mutex_init(&w->in.mu, NULL);
 	}
 
