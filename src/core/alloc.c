@@ -134,18 +134,6 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 	return rc;
 }
 
-/* Insert f under the pool lock (held) with a fresh uniform draw per try.  A
- * nested call gives up on a slot whose occupant the code it interrupted has
- * locked (one slot at most, and the append position needs no lock), so a
- * few retries make failure vanishingly unlikely; false if all failed. */
-static bool insert_retry(struct lab_ctx *c, uint32_t pool, uint32_t f)
-{
-	for (int t = 0; t < LAB_NESTED_RETRIES; t++) /* bound: LAB_NESTED_RETRIES */
-		if (lab_pool_insert_locked(c->z, pool, c->id, c->nested, f, lab_rng_u64(c->rng)))
-			return true;
-	return false;
-}
-
 /* Put back a block taken for an owner that died meanwhile (its records are
  * BUSY and ours).  The generator is drawn before each lock, keeping the lock
  * order slow_lock -> pool lock used everywhere. */
@@ -157,7 +145,8 @@ static void give_back(struct lab_ctx *c, uint32_t pool, uint32_t f, uint32_t K)
 		return;
 	if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, c->nested)) {
 		for (uint32_t i = 0; i < K; i++) /* bound K */
-			if (!insert_retry(c, pool, f + i) && !lab_nested_queue(c, f + i))
+			if (!lab_pool_insert_retry_locked(c->z, pool, c->id, c->nested, f + i, c->rng) &&
+			    !lab_nested_queue(c, f + i))
 				lab_plat_panic("labyrinth: cannot return a frame from a nested call");
 		lock_put(&p->lock);
 		lab_ctx_rng_put(c, took);
@@ -299,7 +288,8 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 			if (scrub)
 				lab_scrub_frames(c, f, K);
 			for (uint32_t i = 0; i < K; i++) /* bound K */
-				if (!insert_retry(c, pool, f + i) && !lab_nested_queue(c, f + i))
+				if (!lab_pool_insert_retry_locked(c->z, pool, c->id, c->nested, f + i, c->rng) &&
+				    !lab_nested_queue(c, f + i))
 					lab_plat_panic("labyrinth: locked insert failed");
 			lock_put(&p->lock);
 			lab_ctx_rng_put(c, took);

@@ -492,8 +492,8 @@ uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, boo
 void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k);
 bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                             uint32_t f, uint64_t u);
-void lab_pool_putback_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
-                             uint32_t f, struct lab_rng *rng);
+bool lab_pool_insert_retry_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                                  uint32_t f, struct lab_rng *rng);
 int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                           uint32_t first, unsigned order, struct lab_rng *rng);
 uint32_t lab_pool_slot_of(struct lab_zone *z, uint32_t pool, uint32_t frame, uint32_t v);

@@ -333,18 +333,27 @@ static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 	}
 }
 
-/* Put back f (BUSY, ours) at a uniformly random position, pool lock held.  A
- * nested caller may find the drawn slot's occupant locked by the code it
- * interrupted (one slot or two): it draws again, and after
- * LAB_NESTED_RETRIES failures (probability below (2/n)^64) appends, the one
- * position that needs no lock. */
-void lab_pool_putback_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
-                             uint32_t f, struct lab_rng *rng)
+/* Insert f (BUSY, ours) with a fresh uniform draw per try, pool lock held.
+ * A nested caller gives up on a slot whose occupant the code it interrupted
+ * has locked (one or two slots; the append position needs no lock), so a
+ * few retries make failure vanishingly unlikely; false if all failed. */
+bool lab_pool_insert_retry_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                                  uint32_t f, struct lab_rng *rng)
 {
 	for (int t = 0; t < LAB_NESTED_RETRIES; t++) /* bound: LAB_NESTED_RETRIES */
 		if (lab_pool_insert_locked(z, pool, me, nested, f, lab_rng_u64(rng)))
-			return;
-	lab_pool_append_locked(z, pool, &f, 1);
+			return true;
+	return false;
+}
+
+/* Put back f (BUSY, ours) at a uniformly random position, pool lock held;
+ * after LAB_NESTED_RETRIES failed draws (probability below (2/n)^64) at the
+ * end, the one position that needs no lock. */
+static void putback_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested, uint32_t f,
+                           struct lab_rng *rng)
+{
+	if (!lab_pool_insert_retry_locked(z, pool, me, nested, f, rng))
+		lab_pool_append_locked(z, pool, &f, 1);
 }
 
 /*
@@ -370,10 +379,9 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 		uint32_t v = ld_acquire(&z->rec[f]);
 		if (v == busy_rec(z, f, me))
 			continue; /* claimed from the tail already */
-		uint32_t pos = v;
 		if (!rec_inpool(v) || !cas_rec(z, f, &v, busy_rec(z, f, me)))
 			goto abort; /* an exchange took it meanwhile */
-		uint32_t s = locate(z, p, f, pos, ld_relaxed(&p->n));
+		uint32_t s = locate(z, p, f, v, ld_relaxed(&p->n));
 		if (s == LAB_NONE)
 			corrupt_array();
 		if (!remove_slot(z, p, s, me, nested, first, K, &claimed)) {
@@ -391,7 +399,7 @@ abort:
 	for (uint32_t i = 0; i < K; i++) {
 		uint32_t f = first + i;
 		if (ld_relaxed(&z->rec[f]) == busy_rec(z, f, me))
-			lab_pool_putback_locked(z, pool, me, nested, f, rng);
+			putback_locked(z, pool, me, nested, f, rng);
 	}
 	return -1;
 }
