@@ -106,7 +106,9 @@ _start:
 	ljmp $0x08, $long_start
 
 	.code64
-long_start:
+/* Data segments for long mode: the GDT's data descriptor, %fs/%gs null
+ * (the C code sets %gs to its per-CPU block). */
+.macro load_data_segments
 	mov $0x10, %ax
 	mov %ax, %ds
 	mov %ax, %es
@@ -114,6 +116,10 @@ long_start:
 	xor %ax, %ax
 	mov %ax, %fs
 	mov %ax, %gs
+.endm
+
+long_start:
+	load_data_segments
 	mov $bsp_stack_top, %rsp
 	mov mb_magic(%rip), %rdi
 	mov mb_info(%rip), %rsi
@@ -126,13 +132,7 @@ long_start:
  * on the shared page tables, with its stack in ap_boot_stack. */
 	.globl ap_long
 ap_long:
-	mov $0x10, %ax
-	mov %ax, %ds
-	mov %ax, %es
-	mov %ax, %ss
-	xor %ax, %ax
-	mov %ax, %fs
-	mov %ax, %gs
+	load_data_segments
 	mov ap_boot_stack(%rip), %rsp
 	call ap_entry
 3:	cli
