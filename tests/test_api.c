@@ -7,8 +7,10 @@
  * the same path and a failure reproduces.
  */
 #include <limits.h>
+#include <pthread.h>
 
 #include "harness.h"
+#include "labyrinth/platform.h"
 
 #define ALL32 0xffffffffull
 
@@ -1334,4 +1336,66 @@ TEST(api_strerror)
 	EXPECT_TRUE(strcmp(lab_strerror(-24), "unknown error") == 0);
 	EXPECT_TRUE(strcmp(lab_strerror(1), "unknown error") == 0);
 	EXPECT_TRUE(strcmp(lab_strerror(INT_MIN), "unknown error") == 0);
+}
+
+/* A hosted zone's default slots cover the thread that set it up plus one
+ * worker per online CPU, all alive at once: none of them is left on the
+ * slot-less path (which works, but takes a lock per call). */
+struct slot_probe {
+	lab_zone_t *z;
+	pthread_barrier_t *bar;
+	unsigned slot;
+	int rc;
+};
+
+static void *slot_probe_run(void *arg)
+{
+	struct slot_probe *sp = arg;
+	uint64_t pfn = 0;
+	sp->slot = lab_plat_cpu();
+	sp->rc = lab_alloc(sp->z, 1, 0, LAB_NOWAIT, &pfn);
+	pthread_barrier_wait(sp->bar); /* every probe holds its slot here */
+	if (sp->rc == LAB_OK)
+		sp->rc = lab_free(sp->z, 1, pfn, 0);
+	return NULL;
+}
+
+TEST(hosted_default_slots_cover_setup_thread_and_workers)
+{
+	struct lab_geometry g;
+	lab_hosted_geometry(&g);
+	unsigned def = lab_hosted_default_cpus(&g);
+	EXPECT_TRUE(def >= g.nr_cpus + 1 && def >= 4 && def <= LAB_MAX_CPUS);
+
+	struct lab_hosted_opts o = {.bytes = 4u << 20, .seed = "slots-slots-slots-slots-slots-32", .seed_len = 32};
+	struct lab_hosted_zone hz;
+	ASSERT_EQ(lab_hosted_zone_create(&o, &hz), LAB_OK);
+	struct lab_owner_cfg oc = {.colours = ~0ull >> (64 - hz.colours)};
+	EXPECT_EQ(lab_owner_add(hz.zone, 1, &oc), LAB_OK); /* this thread takes a slot */
+	struct lab_stats st;
+	ASSERT_EQ(lab_stats(hz.zone, &st), LAB_OK);
+	EXPECT_EQ(st.nr_cpus, def);
+	EXPECT_TRUE(lab_plat_cpu() < st.nr_cpus);
+
+	unsigned n = g.nr_cpus < 64 ? g.nr_cpus : 64;
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, n);
+	struct slot_probe sp[64];
+	pthread_t th[64];
+	for (unsigned i = 0; i < n; i++) {
+		sp[i] = (struct slot_probe){.z = hz.zone, .bar = &bar};
+		ASSERT_EQ(pthread_create(&th[i], NULL, slot_probe_run, &sp[i]), 0);
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	for (unsigned i = 0; i < n; i++) {
+		EXPECT_EQ(sp[i].rc, LAB_OK);
+		EXPECT_TRUE(sp[i].slot < st.nr_cpus);
+		EXPECT_TRUE(sp[i].slot != lab_plat_cpu());
+		for (unsigned j = 0; j < i; j++)
+			EXPECT_TRUE(sp[i].slot != sp[j].slot);
+	}
+	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
+	lab_hosted_zone_destroy(&hz);
 }

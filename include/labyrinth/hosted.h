@@ -38,7 +38,7 @@ LAB_API void lab_hosted_geometry(struct lab_geometry *g);
 struct lab_hosted_opts {
 	uint64_t bytes;          /* zone size; rounded down to whole frames      */
 	unsigned colours;        /* 0: from lab_hosted_geometry()                */
-	unsigned nr_cpus;        /* 0: online CPUs                                */
+	unsigned nr_cpus;        /* 0: lab_hosted_default_cpus() (see below)      */
 	unsigned max_owners;     /* 0: 64                                         */
 	unsigned reserve_permille; /* 0: 15; LAB_HOSTED_NO_RESERVE for none       */
 	uint32_t zone_flags;     /* LAB_ZONE_DEFERRED_SCRUB, LAB_ZONE_NO_SCRUB    */
@@ -62,6 +62,15 @@ struct lab_hosted_zone {
 	double init_seconds;     /* time spent in lab_zone_init                  */
 	char why[160];           /* when real PFNs or hugepages are not in use    */
 };
+
+/* CPU slots of a hosted zone when lab_hosted_opts.nr_cpus is 0: twice the
+ * online CPUs, at least 4, at most LAB_MAX_CPUS.  In the hosted layer a "CPU"
+ * is a thread slot: a thread takes one at its first call into labyrinth and
+ * gives it back when it exits.  Threads beyond the zone's nr_cpus still work,
+ * through the shared slot-less path (no per-CPU cache, a lock per call):
+ * correct, but that is the path interrupts take, not the fast one.  A pool of
+ * more threads than this needs nr_cpus set. */
+LAB_API unsigned lab_hosted_default_cpus(const struct lab_geometry *g);
 
 /* Create a zone over fresh anonymous memory.  Returns LAB_OK, a LAB_E* code
  * from lab_zone_init, or LAB_ENOSPC when the memory cannot be mapped. */

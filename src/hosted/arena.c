@@ -99,7 +99,10 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 
 	lab_zone_cfg_default(&cfg, hz->base_pfn, hz->nr_frames, hz->arena);
 	cfg.nr_colours = hz->colours;
-	cfg.nr_cpus = o->nr_cpus ? o->nr_cpus : g.nr_cpus;
+	/* A hosted "CPU" is a thread slot (lab_plat_cpu): the thread that set
+	 * the zone up holds one too, so online CPUs alone would leave the last
+	 * worker of a one-per-CPU pool on the slot-less path (a lock per call). */
+	cfg.nr_cpus = o->nr_cpus ? o->nr_cpus : lab_hosted_default_cpus(&g);
 	cfg.max_owners = o->max_owners ? o->max_owners : 64;
 	if (o->reserve_permille == LAB_HOSTED_NO_RESERVE)
 		cfg.reserve_permille = 0;

@@ -126,3 +126,9 @@ void lab_hosted_geometry(struct lab_geometry *g)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	g->nr_cpus = n > 0 ? (unsigned)n : 1;
 }
+
+unsigned lab_hosted_default_cpus(const struct lab_geometry *g)
+{
+	unsigned n = g->nr_cpus > LAB_MAX_CPUS / 2 ? LAB_MAX_CPUS : 2 * g->nr_cpus;
+	return n < 4 ? 4 : n;
+}
