@@ -1288,12 +1288,19 @@ const char *const bench_mf_name[MF_N] = {
 	"memset 4 KiB, cold frame (random in the buffer)",
 	"non-temporal store 4 KiB, cold frame",
 	"CAS, uncontended",
+	"CAS, random line of 4 MiB (L3 sized)",
+	"a line handed CPU 0 -> CPU 1 (half a ping-pong)",
 	"spinlock lock+unlock, uncontended",
 	"ChaCha12 64-bit draw (4-block buffer)",
 };
 
 static uint8_t *cold_buf;
 static size_t cold_bytes;
+/* MF_CAS_L3 works in the first 4 MiB of the cold buffer: the size of a 1 GiB
+ * zone's metadata (records and slots) with room, past L2, inside L3.  A
+ * locked RMW there is what a refill or an exchange does to a record that is
+ * not in L2; on some hosts it costs far more than a plain load. */
+#define COLD_L3_BYTES (4u << 20)
 
 int bench_micro_setup(size_t bytes)
 {
@@ -1396,6 +1403,9 @@ static inline uint64_t chacha_u64(struct chacha *s)
 	return s->buf[s->idx++];
 }
 
+static _Alignas(64) _Atomic uint64_t pp_ball;
+static _Alignas(64) _Atomic int pp_stop, pp_done;
+
 struct microarg {
 	int which;
 	double seconds;
@@ -1471,6 +1481,54 @@ static void micro_fn(void *arg, int tid)
 		} while (tsc() < dl);
 		break;
 	}
+	case MF_CAS_L3: {
+		_Atomic uint64_t *w = (_Atomic uint64_t *)(void *)cold_buf;
+		uint64_t lines = COLD_L3_BYTES / 64;
+		do {
+			for (int i = 0; i < 256; i++) {
+				_Atomic uint64_t *at = w + below(&t->rng, lines) * 8;
+				uint64_t e = atomic_load_explicit(at, memory_order_relaxed);
+				atomic_compare_exchange_strong(at, &e, e + 1);
+			}
+			ops += 256;
+		} while (tsc() < dl);
+		break;
+	}
+	case MF_PINGPONG: {
+		/* Two workers pass one line back and forth; what every shared
+		 * write of a 2-thread run pays when the other CPU has the line.
+		 * The host's placement of the two vCPUs decides it.  bench_micro
+		 * resets the three words before the run. */
+		if (tid == 0) {
+			do {
+				for (int i = 0; i < 64; i++) {
+					uint64_t want = 2 * (ops + (uint64_t)i);
+					while (atomic_load_explicit(&pp_ball, memory_order_acquire) != want)
+						relax();
+					atomic_store_explicit(&pp_ball, want + 1, memory_order_release);
+				}
+				ops += 64;
+			} while (tsc() < dl);
+			atomic_store(&pp_stop, 1);
+			while (!atomic_load(&pp_done))
+				relax();
+			ops *= 2; /* two hand-overs per round trip */
+		} else {
+			for (uint64_t k = 0;; k++) {
+				uint64_t v;
+				while ((v = atomic_load_explicit(&pp_ball, memory_order_acquire)) != 2 * k + 1) {
+					if (v == 2 * k && atomic_load(&pp_stop) &&
+					    atomic_load_explicit(&pp_ball, memory_order_acquire) == 2 * k) {
+						atomic_store(&pp_done, 1);
+						return;
+					}
+					relax();
+				}
+				atomic_store_explicit(&pp_ball, 2 * k + 2, memory_order_release);
+			}
+		}
+		break;
+	}
 	case MF_SPIN:
 		do {
 			for (int i = 0; i < 256; i++) {
@@ -1501,10 +1559,15 @@ static void micro_fn(void *arg, int tid)
 double bench_micro(int which, double seconds, double *p99_out)
 {
 	struct microarg ma = {which, seconds, 0, 0};
-	if (which == MF_MEMSET_COLD || which == MF_NT_COLD)
-		if (!cold_buf)
+	if (which == MF_MEMSET_COLD || which == MF_NT_COLD || which == MF_CAS_L3)
+		if (!cold_buf || cold_bytes < COLD_L3_BYTES)
 			return -1;
-	bench_pool_run(1, micro_fn, &ma);
+	if (which == MF_PINGPONG && bench_pool_size() < 2)
+		return 0.0 / 0.0; /* one CPU: nothing to hand a line to (n/a) */
+	atomic_store(&pp_ball, 0);
+	atomic_store(&pp_stop, 0);
+	atomic_store(&pp_done, 0);
+	bench_pool_run(which == MF_PINGPONG ? 2 : 1, micro_fn, &ma);
 	if (p99_out)
 		*p99_out = ma.p99;
 	return ma.ns;
