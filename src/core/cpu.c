@@ -10,8 +10,9 @@
  *
  * A pcp is a FIFO of up to LAB_PCP_CAP frames of one pool, each a uniform
  * sample of the pool's array G (taken from its tail, or displaced by an
- * exchange).  Order-0 alloc pops the oldest; LAB_PCP_BATCH frames move to or
- * from G's tail under the pool lock when the FIFO runs empty or full.
+ * exchange).  Order-0 alloc pops the oldest; LAB_PCP_REFILL frames come from
+ * G's tail when the FIFO runs empty, LAB_PCP_BATCH go back when it is full,
+ * under the pool lock.
  */
 #include "internal.h"
 
@@ -110,13 +111,18 @@ static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
 	st_relaxed(&pcp->count, n + 1);
 }
 
-/* Refill an empty pcp with up to LAB_PCP_BATCH frames from G's tail. */
+/* Refill an empty pcp with up to LAB_PCP_REFILL frames from G's tail.  Fewer
+ * than a spill moves: a run of allocations pays a refill every
+ * LAB_PCP_REFILL calls, and its cost (one CAS per frame, under the pool
+ * lock) is that call's latency.  Measured here: refills of 32 put the batch
+ * pattern's p99.9 at 14x its p50, refills of 8 at about half that, for 1-2 %
+ * more time per pair. */
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
 	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
-	uint32_t got[LAB_PCP_BATCH], want = p->pcp_batch;
+	uint32_t got[LAB_PCP_REFILL], want = p->pcp_batch < LAB_PCP_REFILL ? p->pcp_batch : LAB_PCP_REFILL;
 
 	/* The batch will most likely be G's current tail: fetch the frames'
 	 * records before taking the lock, so the lock is held for cache hits. */

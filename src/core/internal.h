@@ -15,8 +15,9 @@
  *    frame joins the pcp.  So a freed frame lands at a random place, the
  *    frames handed out are uniform samples of G, and a balanced alloc/free
  *    stream does a fixed amount of work per call and touches no shared hot
- *    cache line.  Imbalance moves LAB_PCP_BATCH frames between the pcp and
- *    the tail of G under the pool's lock.
+ *    cache line.  Imbalance moves frames between the pcp and the tail of G
+ *    under the pool's lock: LAB_PCP_REFILL into an empty pcp, LAB_PCP_BATCH
+ *    out of a full one.
  *  - Concurrency: a record in state BUSY is a lock on that frame (and on the
  *    slot of G that holds it).  Exchanges lock the frame they displace with
  *    one CAS; everything that changes n holds the pool lock and locks the
@@ -46,6 +47,7 @@
 #define LAB_PCP_CAP (2 * LAB_PCP_BATCH) /* frames a CPU caches per pool     */
 #define LAB_XCHG_TRIES 4                /* random slots tried by an exchange */
 #define LAB_PIPE 4                      /* exchanges drawn ahead (prefetch)  */
+#define LAB_PCP_REFILL 8                /* frames a refill takes (<= batch)  */
 #define LAB_DIRTY_CAP 64                /* deferred-scrub ring per CPU       */
 #define LAB_NESTED_CAP 16               /* frees deferred by nested calls    */
 #define LAB_NESTED_SPINS 4096           /* a nested call never waits longer  */
@@ -282,7 +284,7 @@ struct lab_pcp {
 	/* Draws for the next LAB_PIPE exchanges, oldest first: u[0] is the next
 	 * one's; the position of u[LAB_PIPE-1] was prefetched when it was drawn,
 	 * the record in the position of u[2] when it moved there. */
-	uint64_t u[4];
+	uint64_t u[LAB_PIPE];
 	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
 	                              ring slot and a pool slot without a branch */
 };

@@ -492,7 +492,9 @@ inline pcp_spill(kk)
 	k = 0
 }
 
-/* ---- cpu.c lab_pcp_refill: pop up to BATCH frames from G's tail (the
+/* ---- cpu.c lab_pcp_refill: pop up to BATCH frames from G's tail (cpu.c
+ * takes min(pcp_batch, LAB_PCP_REFILL = 8), which is pcp_batch at the
+ * model's sizes) (the
  * records prefetch before the lock is omitted: it only loads). ------------- */
 inline pcp_refill()
 {
