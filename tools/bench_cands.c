@@ -944,8 +944,6 @@ static int lab_setup(struct cand *c)
 	}
 	c->hz_ok = true;
 	c->init_s = c->hz.init_seconds;
-	if (c->prefault) /* the scrub writes frames: take the page faults now (zeroes keep the zone zeroed) */
-		memset(c->hz.arena, 0, c->hz.arena_bytes);
 	unsigned nc = c->hz.colours;
 	uint64_t all = nc >= 64 ? UINT64_MAX : (1ull << nc) - 1;
 	uint64_t half = nc >= 2 ? (nc >= 128 ? UINT64_MAX : (1ull << (nc / 2)) - 1) : all;
@@ -1114,14 +1112,14 @@ int bench_candidates(struct cand **out)
 	LAB("lab scrub-on-free",
 	    "two shared owners alternate (1, 2, 1, ...), so every frame changes owner: "
 	    "lab_free zeroes it (non-temporal stores) before it can be allocated again");
-	c->scrubs = true, c->prefault = true;
+	c->scrubs = true;
 	SET_FAMILY(c, labx);
 
 	LAB("lab deferred-scrub",
 	    "LAB_ZONE_DEFERRED_SCRUB, two shared owners alternate: frees park frames dirty; "
 	    "the loop calls lab_scrub(zone, 32) after every 32 frees, as an idle loop would, "
 	    "inside the timed region (throughput counts it; latency times it separately)");
-	c->scrubs = true, c->prefault = true, c->zone_flags = LAB_ZONE_DEFERRED_SCRUB, c->scrub_every = 32;
+	c->scrubs = true, c->zone_flags = LAB_ZONE_DEFERRED_SCRUB, c->scrub_every = 32;
 	SET_FAMILY(c, labd);
 
 	LAB("lab same-owner", "one exclusive owner with every colour: frames go back to the "

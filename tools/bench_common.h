@@ -99,7 +99,7 @@ struct cand {
 	bool hz_ok;
 	uint64_t zone_bytes;
 	uint32_t zone_flags;
-	bool no_touch, exclusive, half_colours, prefault;
+	bool no_touch, exclusive, half_colours; /* the hosted layer faults arenas in */
 	unsigned aflags;       /* LAB_NOWAIT / LAB_ATOMIC / | LAB_EXCLUSIVE      */
 	lab_owner_t owner;     /* single-owner families                          */
 	uint64_t quota2;       /* scaling zones: owner 2's quota                 */

@@ -34,7 +34,11 @@ struct lab_geometry {
  * falls back to 32 colours with source "default". */
 LAB_API void lab_hosted_geometry(struct lab_geometry *g);
 
-/* A hosted zone: arena + metadata, both mmap'd. */
+/* A hosted zone: arena + metadata, both mmap'd.  The arena is faulted in
+ * at creation (2 MiB pages where the kernel gives them), as a kernel's
+ * frames are present: no page fault, and no host zeroing, lands inside an
+ * allocator call later.  That costs creation time (about 0.2-2 s per GiB
+ * here) and makes the whole arena resident; no_touch skips it. */
 struct lab_hosted_opts {
 	uint64_t bytes;          /* zone size; rounded down to whole frames      */
 	unsigned colours;        /* 0: from lab_hosted_geometry()                */
@@ -57,7 +61,8 @@ struct lab_hosted_zone {
 	uint64_t nr_frames;
 	uint64_t base_pfn;       /* real PFN of the first frame when known, else 0 */
 	bool real_pfns;          /* base_pfn from /proc/self/pagemap              */
-	bool hugepages;          /* arena backed by 2 MiB pages (colours exact)   */
+	bool hugepages;          /* every 2 MiB of the arena is one aligned 2 MiB page
+	                            (checked page by page): colours exact          */
 	unsigned colours;
 	double init_seconds;     /* time spent in lab_zone_init                  */
 	char why[160];           /* when real PFNs or hugepages are not in use    */

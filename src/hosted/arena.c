@@ -74,19 +74,31 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 	}
 	if (!o->no_touch) {
 		madvise(hz->arena, hz->arena_bytes, MADV_HUGEPAGE);
-		((volatile uint8_t *)hz->arena)[0] = 0; /* fault in the first page */
-		uint64_t p0, p1;
+		/* Fault the whole arena in now, as a kernel's frames are present:
+		 * otherwise the host's first touch of each page (zeroing, for a
+		 * 2 MiB page, half a megabyte per frame's worth) lands in whichever
+		 * allocator call writes the frame first, a scrub most often, and
+		 * the colours of pages not yet present could not be checked.
+		 * Writing zero keeps the arena zero (LAB_ZONE_ZEROED). */
+		for (size_t off = 0; off < hz->arena_bytes; off += 4096)
+			((volatile uint8_t *)hz->arena)[off] = 0;
+		uint64_t p0;
 		if (lab_hosted_pfn_of(hz->arena, &p0) == 0) {
 			hz->real_pfns = true;
 			hz->base_pfn = p0;
-			if (hz->nr_frames >= 512) {
-				((volatile uint8_t *)hz->arena)[HUGE - 4096] = 0;
-				hz->hugepages = lab_hosted_pfn_of((uint8_t *)hz->arena + HUGE - 4096, &p1) == 0 &&
-				                p1 == p0 + 511 && (p0 & 511) == 0;
+			/* Colour = PFN mod nr_colours holds for every frame only if
+			 * every 2 MiB of the arena is one aligned huge page: check
+			 * each, not just the first. */
+			hz->hugepages = hz->nr_frames >= 512;
+			for (size_t off = 0; hz->hugepages && off + HUGE <= hz->arena_bytes; off += HUGE) {
+				uint64_t a, b;
+				hz->hugepages = lab_hosted_pfn_of((uint8_t *)hz->arena + off, &a) == 0 &&
+				                lab_hosted_pfn_of((uint8_t *)hz->arena + off + HUGE - 4096, &b) == 0 &&
+				                b == a + 511 && (a & 511) == 0;
 			}
 			if (!hz->hugepages)
 				snprintf(hz->why, sizeof(hz->why),
-				         "no 2 MiB pages behind the arena: colours are arena-relative");
+				         "not every 2 MiB of the arena is a huge page: colours are arena-relative");
 		} else {
 			snprintf(hz->why, sizeof(hz->why),
 			         "/proc/self/pagemap hides PFNs (needs CAP_SYS_ADMIN): arena-relative PFNs");
