@@ -565,19 +565,23 @@ FZ_BULK static void full_scan(void)
 		     M.n_st[M_DIRTY], M.n_st[M_UNCLEAN], M.n_st[M_UNASS], M.n_st[M_RESV], npools, nowners);
 	if (st.allocs != M.st_allocs || st.frees != M.st_frees || st.refused != M.st_refused ||
 	    st.fail_nomem != M.st_nomem || st.fail_quota != M.st_quota || st.fail_frag != M.st_frag ||
-	    st.scrubbed != M.st_scrubbed || st.reserve_allocs != M.st_reserve || st.nested_calls)
+	    st.scrubbed != M.st_scrubbed || st.reserve_allocs != M.st_reserve || st.nested_calls ||
+	    /* every committed alloc or free entered the zone: slot-less exactly
+	     * when this thread has no slot */
+	    (M.have_cpu ? st.slotless_calls != 0 : st.slotless_calls < M.st_allocs + M.st_frees))
 		fail("lab_stats counters: allocs %llu frees %llu refused %llu nomem %llu quota %llu frag %llu "
-		     "scrubbed %llu reserve_allocs %llu nested %llu; model %llu %llu %llu %llu %llu %llu %llu "
-		     "%llu 0",
+		     "scrubbed %llu reserve_allocs %llu nested %llu slotless %llu; model %llu %llu %llu %llu "
+		     "%llu %llu %llu %llu 0 %s",
 		     (unsigned long long)st.allocs, (unsigned long long)st.frees,
 		     (unsigned long long)st.refused, (unsigned long long)st.fail_nomem,
 		     (unsigned long long)st.fail_quota, (unsigned long long)st.fail_frag,
 		     (unsigned long long)st.scrubbed, (unsigned long long)st.reserve_allocs,
-		     (unsigned long long)st.nested_calls, (unsigned long long)M.st_allocs,
+		     (unsigned long long)st.nested_calls, (unsigned long long)st.slotless_calls,
+		     (unsigned long long)M.st_allocs,
 		     (unsigned long long)M.st_frees, (unsigned long long)M.st_refused,
 		     (unsigned long long)M.st_nomem, (unsigned long long)M.st_quota,
 		     (unsigned long long)M.st_frag, (unsigned long long)M.st_scrubbed,
-		     (unsigned long long)M.st_reserve);
+		     (unsigned long long)M.st_reserve, M.have_cpu ? "0" : ">= allocs + frees");
 	/* Fully free aligned blocks per order, from a prefix count of free frames. */
 	static uint32_t pre[MAX_FRAMES + 1];
 	pre[0] = 0;

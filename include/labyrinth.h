@@ -264,6 +264,8 @@ struct lab_stats {
 	uint64_t fail_nomem, fail_quota, fail_frag, refused; /* failures, bad calls   */
 	uint64_t scrubbed;       /* frames zeroed                                      */
 	uint64_t nested_calls;   /* calls that interrupted their CPU inside the zone   */
+	uint64_t slotless_calls; /* calls from CPU ids >= nr_cpus: no per-CPU cache,
+	                            the pool lock every call (size nr_cpus for them) */
 	uint32_t nr_pools, nr_owners, nr_colours, nr_cpus;
 };
 

@@ -1396,6 +1396,29 @@ TEST(hosted_default_slots_cover_setup_thread_and_workers)
 		for (unsigned j = 0; j < i; j++)
 			EXPECT_TRUE(sp[i].slot != sp[j].slot);
 	}
+	ASSERT_EQ(lab_stats(hz.zone, &st), LAB_OK);
+	EXPECT_EQ(st.slotless_calls, 0); /* nobody fell back to the locked path */
+	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
+	lab_hosted_zone_destroy(&hz);
+
+	/* One slot for two threads: one of them runs slot-less, and the
+	 * counter says so. */
+	o.nr_cpus = 1;
+	ASSERT_EQ(lab_hosted_zone_create(&o, &hz), LAB_OK);
+	EXPECT_EQ(lab_owner_add(hz.zone, 1, &oc), LAB_OK);
+	uint64_t pfn = 0;
+	EXPECT_EQ(lab_alloc(hz.zone, 1, 0, LAB_NOWAIT, &pfn), LAB_OK);
+	EXPECT_EQ(lab_free(hz.zone, 1, pfn, 0), LAB_OK);
+	pthread_barrier_init(&bar, NULL, 1);
+	sp[0] = (struct slot_probe){.z = hz.zone, .bar = &bar};
+	ASSERT_EQ(pthread_create(&th[0], NULL, slot_probe_run, &sp[0]), 0);
+	pthread_join(th[0], NULL);
+	pthread_barrier_destroy(&bar);
+	EXPECT_EQ(sp[0].rc, LAB_OK);
+	ASSERT_EQ(lab_stats(hz.zone, &st), LAB_OK);
+	EXPECT_TRUE(st.slotless_calls >= 2); /* an alloc and a free, at least */
+	EXPECT_EQ(st.allocs, 2);
+	EXPECT_EQ(st.frees, 2);
 	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
 	lab_hosted_zone_destroy(&hz);
 }

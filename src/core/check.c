@@ -296,6 +296,7 @@ int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 	st->scrubbed = sum[LS_SCRUBBED];
 	st->reserve_allocs = sum[LS_RESERVE];
 	st->nested_calls = sum[LS_NESTED];
+	st->slotless_calls = sum[LS_SLOTLESS];
 	return LAB_OK;
 }
 

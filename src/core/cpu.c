@@ -43,6 +43,7 @@ void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 		}
 	} else {
 		c->id = LAB_MAX_CPUS; /* one shared id for slot-less contexts */
+		atomic_fetch_add_explicit(&z->slow_st.v[LS_SLOTLESS], 1, memory_order_relaxed);
 	}
 }
 

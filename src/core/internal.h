@@ -291,7 +291,7 @@ struct lab_pcp {
 
 enum lab_stat {
 	LS_ALLOCS, LS_FREES, LS_NOMEM, LS_QUOTA, LS_FRAG, LS_REFUSED, LS_SCRUBBED, LS_RESERVE,
-	LS_NESTED, LS_NR
+	LS_NESTED, LS_SLOTLESS, LS_NR
 };
 struct lab_cpu_stats {
 	lab_a64 v[LS_NR];
