@@ -115,9 +115,9 @@ static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
 /* Refill an empty pcp with up to LAB_PCP_REFILL frames from G's tail.  Fewer
  * than a spill moves: a run of allocations pays a refill every
  * LAB_PCP_REFILL calls, and its cost (one CAS per frame, under the pool
- * lock) is that call's latency.  Measured here: refills of 32 put the batch
- * pattern's p99.9 at 14x its p50, refills of 8 at about half that, for 1-2 %
- * more time per pair. */
+ * lock) is that call's latency.  Measured here (bench/RESULTS.md): refills
+ * of 32 put the batch pattern's alloc p99.9 at 14x its p50, refills of 8 at
+ * 9.5x, for 10 more instructions per batch pair. */
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 {
 	struct lab_zone *z = c->z;
