@@ -21,22 +21,45 @@
 
 #define HUGE (2ull << 20)
 
-int lab_hosted_pfn_of(const void *addr, uint64_t *pfn)
+/* The PFN of addr through an open /proc/self/pagemap. */
+static int pfn_at(int fd, const void *addr, uint64_t *pfn)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		return -1;
 	uint64_t ent = 0;
 	off_t off = (off_t)((uintptr_t)addr / 4096) * 8;
-	ssize_t r = pread(fd, &ent, sizeof(ent), off);
-	close(fd);
-	if (r != (ssize_t)sizeof(ent) || !(ent >> 63))
+	if (pread(fd, &ent, sizeof(ent), off) != (ssize_t)sizeof(ent) || !(ent >> 63))
 		return -1;
 	uint64_t p = ent & ((1ull << 55) - 1);
 	if (!p)
 		return -1; /* present, but PFNs hidden from us (no CAP_SYS_ADMIN) */
 	*pfn = p;
 	return 0;
+}
+
+int lab_hosted_pfn_of(const void *addr, uint64_t *pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	int rc = pfn_at(fd, addr, pfn);
+	close(fd);
+	return rc;
+}
+
+/* True if every 2 MiB of [arena, arena + bytes) is one aligned huge page
+ * (its first and last 4 KiB are PFNs p and p + 511, p a multiple of 512). */
+static bool all_huge(const uint8_t *arena, size_t bytes)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return false;
+	bool huge = bytes >= HUGE;
+	for (size_t off = 0; huge && off + HUGE <= bytes; off += HUGE) {
+		uint64_t a, b;
+		huge = pfn_at(fd, arena + off, &a) == 0 && pfn_at(fd, arena + off + HUGE - 4096, &b) == 0 &&
+		       b == a + 511 && (a & 511) == 0;
+	}
+	close(fd);
+	return huge;
 }
 
 static void *map_aligned(uint64_t bytes, bool noreserve)
@@ -89,13 +112,7 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 			/* Colour = PFN mod nr_colours holds for every frame only if
 			 * every 2 MiB of the arena is one aligned huge page: check
 			 * each, not just the first. */
-			hz->hugepages = hz->nr_frames >= 512;
-			for (size_t off = 0; hz->hugepages && off + HUGE <= hz->arena_bytes; off += HUGE) {
-				uint64_t a, b;
-				hz->hugepages = lab_hosted_pfn_of((uint8_t *)hz->arena + off, &a) == 0 &&
-				                lab_hosted_pfn_of((uint8_t *)hz->arena + off + HUGE - 4096, &b) == 0 &&
-				                b == a + 511 && (a & 511) == 0;
-			}
+			hz->hugepages = hz->nr_frames >= 512 && all_huge(hz->arena, hz->arena_bytes);
 			if (!hz->hugepages)
 				snprintf(hz->why, sizeof(hz->why),
 				         "not every 2 MiB of the arena is a huge page: colours are arena-relative");
