@@ -6,7 +6,7 @@
  *   c) the pair with the caller zeroing a random arena frame between alloc
  *      and free (the library does no scrub here),
  * and prints c - a - b: what the two cost together beyond their sum.  The
- * zero is the same SSE2 loop the hosted layer scrubs with.  Build:
+ * zero is the hosted layer's scrub itself, lab_plat_zero_frames.  Build:
  *
  *   cc -O2 -Iinclude bench/nt-interplay.c build/liblabyrinth.a -lpthread \
  *      -o build/nt-interplay && build/nt-interplay 300000
@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <emmintrin.h>
 
 #include "labyrinth.h"
 #include "labyrinth/hosted.h"
+#include "labyrinth/platform.h"
 
 static double now(void)
 {
@@ -28,13 +28,10 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* The hosted layer's own scrub (src/hosted/platform.c), called directly. */
 static void nt_zero(void *va)
 {
-	__m128i z = _mm_setzero_si128();
-	for (__m128i *p = va, *end = (__m128i *)((char *)va + 4096); p < end; p += 8)
-		for (int k = 0; k < 8; k++)
-			_mm_stream_si128(p + k, z);
-	_mm_sfence();
+	lab_plat_zero_frames(va, 1);
 }
 
 static uint64_t next(uint64_t *x)
