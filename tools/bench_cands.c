@@ -1515,6 +1515,9 @@ static void micro_fn(void *arg, int tid)
 			for (uint64_t k = 0;; k++) {
 				uint64_t v;
 				while ((v = atomic_load_explicit(&pp_ball, memory_order_acquire)) != 2 * k + 1) {
+					/* Worker 0 is done, and (read again after pp_stop,
+					 * which it sets after its last store) no hand-over
+					 * is still waiting for us. */
 					if (v == 2 * k && atomic_load(&pp_stop) &&
 					    atomic_load_explicit(&pp_ball, memory_order_acquire) == 2 * k) {
 						atomic_store(&pp_done, 1);
@@ -1557,9 +1560,10 @@ static void micro_fn(void *arg, int tid)
 double bench_micro(int which, double seconds, double *p99_out)
 {
 	struct microarg ma = {which, seconds, 0, 0};
-	if (which == MF_MEMSET_COLD || which == MF_NT_COLD || which == MF_CAS_L3)
-		if (!cold_buf || cold_bytes < COLD_L3_BYTES)
-			return -1;
+	if ((which == MF_MEMSET_COLD || which == MF_NT_COLD || which == MF_CAS_L3) && !cold_buf)
+		return -1;
+	if (which == MF_CAS_L3 && cold_bytes < COLD_L3_BYTES)
+		return -1;
 	if (which == MF_PINGPONG && bench_pool_size() < 2)
 		return 0.0 / 0.0; /* one CPU: nothing to hand a line to (n/a) */
 	atomic_store(&pp_ball, 0);
