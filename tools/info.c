@@ -69,6 +69,15 @@ int cmd_info(int argc, char **argv)
 	       "debug",
 #endif
 	       LAB_PCP_BATCH, LAB_MAX_ORDER, LAB_MAX_COLOURS, LAB_MAX_OWNERS, LAB_MAX_CPUS);
+	/* Built with the same flags as the library (Makefile: PREFETCHW). */
+#if defined(__PRFCHW__)
+	printf("write prefetches: PREFETCHW (lines arrive exclusive)\n");
+#elif defined(__x86_64__) || defined(__i386__)
+	printf("write prefetches: PREFETCHT0 (lines arrive shared; make PREFETCHW=yes where the CPU\n"
+	       "  has PREFETCHW)\n");
+#else
+	printf("write prefetches: the compiler's __builtin_prefetch(p, 1)\n");
+#endif
 	printf("\ncache geometry (from %s), %u online CPUs:\n", g.source, g.nr_cpus);
 	level("L1d", &g.l1d);
 	level("L2", &g.l2);
