@@ -161,6 +161,9 @@ static struct model {
 	unsigned nstale, stale_next;
 	/* what lab_stats must count */
 	uint64_t st_allocs, st_frees, st_refused, st_nomem, st_quota, st_frag, st_scrubbed, st_reserve;
+	int hi_pool;                 /* the last order > 0 allocation that reached the probes */
+	uint32_t hi_n, hi_pc;
+	uint64_t hi_K;
 	/* bookkeeping */
 	int op;
 	const char *call;
@@ -659,16 +662,34 @@ static unsigned alloc_expect(uint32_t owner, unsigned order, unsigned flags, boo
 			*reserve_dip = ok && p->nfree <= p->reserve;
 		return ok ? B(LAB_OK) : B(LAB_ENOMEM);
 	}
-	/* Order > 0 claims from the pool array only: frames in this CPU's
-	 * cache do not count (a documented freedom); then EFRAG or success. */
+	/* Order > 0 claims from the pool array; this CPU's cached frames go
+	 * back to it when the array alone is too small or the probes fail
+	 * (hi_dip below tells which from the cache afterwards); then EFRAG or
+	 * success. */
 	uint32_t n = lib_pool_n(o->pool), pc = our_pcp(o->pool);
 	if ((uint64_t)n + pc != p->nfree)
 		fail("pool %d: %u in array + %u cached, model %u free", o->pool, n, pc, p->nfree);
-	if (n < K || (!atomic && n - K < p->reserve))
+	if ((uint64_t)n + pc < K || (!atomic && (uint64_t)n + pc - K < p->reserve))
 		return B(LAB_ENOMEM);
+	M.hi_pool = o->pool, M.hi_n = n, M.hi_pc = pc, M.hi_K = K;
 	if (reserve_dip)
-		*reserve_dip = n - K < p->reserve; /* counted before the probes */
+		*reserve_dip = n - K < p->reserve; /* provisional: hi_dip */
 	return B(LAB_OK) | B(LAB_EFRAG);
+}
+
+/* Reserve use of an order > 0 allocation that reached the probes: counted
+ * once, against the array the last probes saw, which holds this CPU's
+ * cached frames too if the call returned them (the cache is empty now). */
+static bool hi_dip(void)
+{
+	const struct mpool *p = &M.pool[M.hi_pool];
+	uint64_t n = M.hi_n;
+	if (M.hi_pc > 0 && our_pcp(M.hi_pool) == 0)
+		n += M.hi_pc;
+	else if (our_pcp(M.hi_pool) != M.hi_pc)
+		fail("pool %d: this CPU cached %u frames before an order > 0 allocation and %u after",
+		     M.hi_pool, M.hi_pc, our_pcp(M.hi_pool));
+	return n - M.hi_K < p->reserve;
 }
 
 /* lab_stats' counters for an allocation that returned rc. */
@@ -742,6 +763,8 @@ static void do_alloc(uint32_t owner, unsigned order, unsigned flags, bool nullp)
 	TRACE("  lab_alloc(owner %u, order %u, flags 0x%x%s) = %s pfn %llu\n", owner, order, flags,
 	      nullp ? ", NULL" : "", cn(rc), (unsigned long long)pfn);
 	expect_set(rc, set, "lab_alloc");
+	if (order > 0 && order <= LAB_MAX_ORDER && (set & B(LAB_EFRAG)))
+		dip = hi_dip();
 	alloc_count(rc, dip);
 	if (rc != LAB_OK) {
 		if (pfn != 0xdeadbeefull)
@@ -767,6 +790,8 @@ static void do_alloc_page(uint32_t owner, unsigned order, unsigned flags, bool s
 			fail("%s returned %p in a zone without a direct map", M.call, (void *)va);
 		return;
 	}
+	if (order > 0 && (set & B(LAB_EFRAG)))
+		dip = hi_dip();
 	if (!va) {
 		if (!(set & ~B(LAB_OK)))
 			fail("%s returned NULL where lab_alloc must succeed", M.call);

@@ -60,3 +60,53 @@ TEST(basic_orders)
 	}
 	tz_free(&t);
 }
+
+/* Frames this CPU caches for order 0 are free: an order > 0 allocation that
+ * cannot be served from the pool's array alone takes them back first
+ * (found by linux_gfp_zero_zeroes, whose order-3 allocation failed or not
+ * depending on where its frees had landed). */
+TEST(basic_order_above_0_takes_back_own_cache)
+{
+	struct tzone t = tz_make(64, 32, 1, 0, 9);
+	tz_owner(&t, 1, 0xffffffffull, 0, false);
+	static uint64_t held[64];
+	unsigned n = 0;
+	while (n < 64 && lab_alloc(t.z, 1, 0, LAB_ATOMIC, &held[n]) == LAB_OK)
+		n++;
+	ASSERT_EQ(n, 64);
+	/* Free one aligned block of 8 frame by frame: with the array empty,
+	 * every free lands in this CPU's cache. */
+	uint64_t base = 0;
+	for (unsigned i = 0; i < n; i++)
+		if ((held[i] & 7) == 0) {
+			base = held[i];
+			break;
+		}
+	for (unsigned j = 0; j < 8; j++)
+		ASSERT_EQ(lab_free(t.z, 1, base + j, 0), LAB_OK);
+	struct lab_stats st;
+	ASSERT_EQ(lab_stats(t.z, &st), LAB_OK);
+	EXPECT_EQ(st.nr_free, 8);
+	EXPECT_EQ(st.nr_cached, 8);
+	/* Order 3: the array holds nothing, the cache the whole block. */
+	uint64_t pfn;
+	ASSERT_EQ(lab_alloc(t.z, 1, 3, LAB_ATOMIC, &pfn), LAB_OK);
+	EXPECT_EQ(pfn, base);
+	ASSERT_EQ(lab_stats(t.z, &st), LAB_OK);
+	EXPECT_EQ(st.nr_free, 0);
+	EXPECT_EQ(st.nr_cached, 0);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	/* Back as a block (into the array, under the lock).  NOWAIT may not
+	 * take the reserve, so with only 8 free frames the same request is
+	 * refused, and the cache is left alone. */
+	ASSERT_EQ(lab_free(t.z, 1, pfn, 3), LAB_OK);
+	ASSERT_EQ(lab_stats(t.z, &st), LAB_OK);
+	uint64_t cached = st.nr_cached;
+	if (st.reserve_frames > 0) {
+		EXPECT_EQ(lab_alloc(t.z, 1, 3, LAB_NOWAIT, &pfn), LAB_ENOMEM);
+		ASSERT_EQ(lab_stats(t.z, &st), LAB_OK);
+		EXPECT_EQ(st.nr_cached, cached);
+	}
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}

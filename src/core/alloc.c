@@ -95,7 +95,12 @@ static unsigned select_bit(uint64_t m, unsigned i)
  * Order > 0: probe uniformly random aligned blocks whose colours are all the
  * pool's; the first whose frames are all in G is claimed.  Each probe is
  * uniform over the candidates, so the block found is uniform over the free
- * ones.  Bound: LAB_HIGH_PROBES probes of 2^order records each.
+ * ones.  Frames this CPU caches for order 0 are free too but not in G: when
+ * G alone is too small, or the probes find nothing, they go back to G
+ * (lab_pcp_return_locked) and the probes run once more.  Other CPUs' caches
+ * stay theirs (lab_cpu_drain on those CPUs gives them back).
+ * Bound: 2 x LAB_HIGH_PROBES probes of 2^order records each, plus one
+ * return of at most LAB_PCP_CAP frames.
  */
 static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned flags, uint32_t *f)
 {
@@ -110,26 +115,43 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 
 	if (!lock_get(&p->lock, c->id, c->nested))
 		return LAB_EBUSY;
-	uint32_t n = ld_relaxed(&p->n);
-	if (n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC))) {
+	bool own = c->cpu && !c->nested && p->pcp_max;
+	uint32_t n = ld_relaxed(&p->n), cached = own ? ld_relaxed(&cpu_pcp(z, c->cpu, pool)->count) : 0;
+	/* Enough free frames, ours included, without the reserve unless ATOMIC? */
+	if ((uint64_t)n + cached < K || ((uint64_t)n + cached - K < p->reserve && !(flags & LAB_ATOMIC))) {
 		lock_put(&p->lock);
 		return LAB_ENOMEM;
 	}
-	if (n - K < p->reserve)
-		lab_ctx_stat(c, LS_RESERVE, 1);
-	for (int probe = 0; probe < LAB_HIGH_PROBES; probe++) { /* bound: LAB_HIGH_PROBES */
-		uint64_t row = lo + lab_bound(lab_rng_u64(c->rng), rows);
-		unsigned g = select_bit(grp, lab_bound(lab_rng_u64(c->rng), ng));
-		uint64_t pfn = row * unit + (K <= C ? (uint64_t)g * K : 0);
-		if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
-			continue;
-		uint32_t first = (uint32_t)(pfn - z->base_pfn);
-		if (lab_pool_claim_locked(z, pool, c->id, c->nested, first, order, c->rng) == 0) {
-			*f = first;
-			rc = LAB_OK;
-			break;
+	bool returned = false;
+	if (n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC))) {
+		n += lab_pcp_return_locked(c, pool);
+		returned = true;
+	}
+	for (int round = 0; round < 2 && rc != LAB_OK; round++) { /* bound: 2 */
+		if (round == 1) {
+			if (returned || cached == 0)
+				break;
+			n += lab_pcp_return_locked(c, pool);
+			returned = true;
+		}
+		for (int probe = 0; probe < LAB_HIGH_PROBES; probe++) { /* bound: LAB_HIGH_PROBES */
+			uint64_t row = lo + lab_bound(lab_rng_u64(c->rng), rows);
+			unsigned g = select_bit(grp, lab_bound(lab_rng_u64(c->rng), ng));
+			uint64_t pfn = row * unit + (K <= C ? (uint64_t)g * K : 0);
+			if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
+				continue;
+			uint32_t first = (uint32_t)(pfn - z->base_pfn);
+			if (lab_pool_claim_locked(z, pool, c->id, c->nested, first, order, c->rng) == 0) {
+				*f = first;
+				rc = LAB_OK;
+				break;
+			}
 		}
 	}
+	/* Reserve use: counted once, for the array the last probes saw, whether
+	 * they found a block or not. */
+	if (n - K < p->reserve)
+		lab_ctx_stat(c, LS_RESERVE, 1);
 	lock_put(&p->lock);
 	return rc;
 }

@@ -143,19 +143,41 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	return k ? LAB_OK : LAB_ENOMEM;
 }
 
+/* Take the n oldest frames out of a pcp. */
+static void pcp_take(struct lab_pcp *pcp, uint32_t n, uint32_t *out)
+{
+	for (uint32_t j = 0; j < n; j++) { /* bound: n <= LAB_PCP_CAP */
+		out[j] = ld_relaxed(&pcp->ring[pcp->head]);
+		pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
+	}
+	st_relaxed(&pcp->count, ld_relaxed(&pcp->count) - n);
+}
+
 /* Move the n oldest frames of a pcp back to G's tail. */
 static void pcp_spill(struct lab_zone *z, uint32_t me, uint32_t pool, struct lab_pcp *pcp, uint32_t n)
 {
 	struct lab_pool *p = &z->pools[pool];
 	uint32_t out[LAB_PCP_CAP];
-	for (uint32_t j = 0; j < n; j++) {
-		out[j] = ld_relaxed(&pcp->ring[pcp->head]);
-		pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
-	}
-	st_relaxed(&pcp->count, ld_relaxed(&pcp->count) - n);
+	pcp_take(pcp, n, out);
 	lock_get(&p->lock, me, false);
 	lab_pool_append_locked(z, pool, out, n);
 	lock_put(&p->lock);
+}
+
+/* Give every frame this CPU caches for pool back to G's tail, pool lock
+ * held (order > 0 claims only blocks whose frames are all in G).  Nothing
+ * for nested and slot-less contexts, which do not own the cache.  Returns
+ * how many frames moved. */
+uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool)
+{
+	struct lab_zone *z = c->z;
+	if (!c->cpu || c->nested || !z->pools[pool].pcp_max)
+		return 0;
+	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
+	uint32_t n = ld_relaxed(&pcp->count), out[LAB_PCP_CAP];
+	pcp_take(pcp, n, out);
+	lab_pool_append_locked(z, pool, out, n);
+	return n;
 }
 
 /* Give back this CPU's cached frames: all pools, or only those no longer

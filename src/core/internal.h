@@ -483,6 +483,7 @@ bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
 void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
+uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
 /* ---- pool.c: the shuffled free array of a pool ----------------------------- */
 
