@@ -51,6 +51,19 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 		return LAB_ENOMEM;
 	stat_add(&c->cpu->st.v[LS_RESERVE], in_reserve);
 
+	/* A run of allocations (no free since the last alloc: the count is what
+	 * it left) empties the pcp every LAB_PCP_REFILL calls.  The refill's
+	 * lines were most likely last written by another CPU; fetched on
+	 * demand, under the lock, each would wait for a hand-over (~240 ns here
+	 * when the vCPUs sit far apart).  Each refill prefetches the next one's
+	 * records and slots (lab_pcp_refill), and the call after a refill the
+	 * lock's line, for writing.  Measured (bench --quick, far placement,
+	 * with refills of 8): batch-pattern alloc p99 ~370 -> ~150 ns.  Only
+	 * prefetches: a wrong guess costs a miss. */
+	if (lab_unlikely(count == pcp->left && count == LAB_PCP_REFILL - 1))
+		__builtin_prefetch(&p->n, 1, 3); /* same line as the lock */
+	pcp->left = count - 1;
+
 	uint32_t x = lab_public(ld_relaxed(&pcp->ring[pcp->head])); /* the frame handed out */
 	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
 	st_relaxed(&pcp->count, count - 1);

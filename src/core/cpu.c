@@ -114,10 +114,12 @@ static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
 
 /* Refill an empty pcp with up to LAB_PCP_REFILL frames from G's tail.  Fewer
  * than a spill moves: a run of allocations pays a refill every
- * LAB_PCP_REFILL calls, and its cost (one CAS per frame, under the pool
- * lock) is that call's latency.  Measured here (bench/RESULTS.md): refills
- * of 32 put the batch pattern's alloc p99.9 at 14x its p50, refills of 8 at
- * 9.5x, for 10 more instructions per batch pair. */
+ * LAB_PCP_REFILL calls, and its cost (the lock and one CAS per frame, each a
+ * locked instruction of ~25 cycles here) is that call's latency.  Measured
+ * here (bench/RESULTS.md; far vCPU placement from the second figure on):
+ * refills of 32 put the batch pattern's alloc p99.9 at 14x its p50, of 8 at
+ * 9.5x; with write prefetches and the next refill's lines prefetched, of 8
+ * at 7.8-8x and of 4 at 4.8-6.5x, for 21 more instructions per batch pair. */
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 {
 	struct lab_zone *z = c->z;
@@ -135,7 +137,20 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	}
 	lock_get(&p->lock, c->id, false);
 	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, want);
+	n = ld_relaxed(&p->n);
 	lock_put(&p->lock);
+	/* If allocations go on, the next refills take G's new tail: prefetch
+	 * the records of the next one's frames (their slots were prefetched
+	 * by the refill before) and the slots of the one after. */
+	for (uint32_t j = 1; j <= want && j <= n; j++) {
+		uint32_t f = ld_relaxed(gslot(z, p, n - j));
+		if (f < z->nr_frames)
+			__builtin_prefetch(&z->rec[f], 1, 3);
+	}
+	if (n > want)
+		__builtin_prefetch(gslot(z, p, n - want - 1), 1, 3);
+	if (n >= 2 * want)
+		__builtin_prefetch(gslot(z, p, n - 2 * want), 1, 3);
 	for (uint32_t j = 0; j < k; j++) {
 		st_release(&z->rec[got[j]], rec_make(z, got[j], ST_PCP, 0, pool));
 		pcp_put(pcp, got[j]);

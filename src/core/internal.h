@@ -46,8 +46,8 @@
 
 #define LAB_PCP_CAP (2 * LAB_PCP_BATCH) /* frames a CPU caches per pool     */
 #define LAB_XCHG_TRIES 4                /* random slots tried by an exchange */
-#define LAB_PIPE 4                      /* exchanges drawn ahead (prefetch)  */
-#define LAB_PCP_REFILL 8                /* frames a refill takes (<= batch)  */
+#define LAB_PIPE 8                      /* exchanges drawn ahead (2^k)       */
+#define LAB_PCP_REFILL 4                /* frames a refill takes (<= batch)  */
 #define LAB_DIRTY_CAP 64                /* deferred-scrub ring per CPU       */
 #define LAB_NESTED_CAP 16               /* frees deferred by nested calls    */
 #define LAB_NESTED_SPINS 4096           /* a nested call never waits longer  */
@@ -281,9 +281,13 @@ enum { OWNER_FREE = 0, OWNER_ACTIVE = 1, OWNER_DYING = 2 };
 struct lab_pcp {
 	uint32_t head;   /* oldest entry                                    */
 	lab_a32 count;   /* written by its CPU only; read by stats anywhere */
-	/* Draws for the next LAB_PIPE exchanges, oldest first: u[0] is the next
-	 * one's; the position of u[LAB_PIPE-1] was prefetched when it was drawn,
-	 * the record in the position of u[2] when it moved there. */
+	/* Draws for the next LAB_PIPE exchanges, a ring: u[ui] is the next
+	 * one's, u[(ui + k - 1) % LAB_PIPE] the k-th next one's.  The position
+	 * of each was prefetched when it was drawn (LAB_PIPE exchanges ahead),
+	 * the record in that position LAB_PIPE / 2 exchanges ahead. */
+	uint32_t ui;
+	uint32_t left;   /* count the last alloc left: equal at the next alloc
+	                    means no free in between (a run of allocations) */
 	uint64_t u[LAB_PIPE];
 	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
 	                              ring slot and a pool slot without a branch */

@@ -76,13 +76,20 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
 
 /*
  * Software pipeline of the exchanges of one pcp (P3 and speed): the draw for
- * exchange t+4 is made during exchange t and its position prefetched; during
- * t+2 that position is read and the record of the frame in it prefetched; so
- * exchange t+4 finds both lines in cache whatever the size of G, even when
- * calls come back to back and the lines come from DRAM.  A position that
- * changed meanwhile only costs a miss; correctness never depends on it.
- * N is the exchange's range, n + count + 1 (see lab_pool_exchange).
+ * exchange t+8 is made during exchange t and its position prefetched; during
+ * t+4 that position is read and the record of the frame in it prefetched; so
+ * exchange t+8 finds both lines in cache whatever the size of G, even when
+ * calls come back to back and the lines come from DRAM or from another
+ * CPU's cache.  Both prefetches are for writing (PREFETCHW where the build
+ * has it: Makefile), since the exchange stores to the slot and CASes the
+ * record.  Measured here (bench/RESULTS.md): with the two vCPUs far apart
+ * (a line handed over in ~240 ns), a pipeline 4 deep with read prefetches
+ * gave 2 threads 1.01x one thread's immediate pairs, 4 deep with PREFETCHW
+ * 1.5x, 8 deep with PREFETCHW 1.9-2.0x.  A position that changed meanwhile
+ * only costs a miss; correctness never depends on it.  N is the exchange's
+ * range, n + count + 1 (see lab_pool_exchange).
  */
+_Static_assert((LAB_PIPE & (LAB_PIPE - 1)) == 0 && LAB_PIPE >= 2, "LAB_PIPE: a power of two");
 static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
                                 uint32_t r, uint32_t n)
 {
@@ -97,14 +104,17 @@ static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct l
 static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
                                     struct lab_rng *rng, uint32_t n, uint64_t N)
 {
-	for (int k = 0; k < LAB_PIPE - 1; k++)
-		pcp->u[k] = pcp->u[k + 1];
-	pcp->u[LAB_PIPE - 1] = lab_rng_u64(rng);
+	/* The draw just used makes room for the one LAB_PIPE exchanges ahead. */
+	uint32_t i = pcp->ui;
+	uint64_t ahead = lab_rng_u64(rng);
+	pcp->u[i] = ahead;
+	pcp->ui = i = (i + 1) & (LAB_PIPE - 1);
 	/* Uniform draws and the uniformly drawn frame: state-independent. */
-	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(pcp->u[1]), N), n)));
+	uint64_t half = pcp->u[(i + LAB_PIPE / 2 - 1) & (LAB_PIPE - 1)];
+	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(half), N), n)));
 	if (lab_likely(g < z->nr_frames))
 		__builtin_prefetch(&z->rec[g], 1, 3);
-	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(pcp->u[LAB_PIPE - 1]), N), n), 1, 3);
+	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N), n), 1, 3);
 }
 
 /*
@@ -144,7 +154,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
 		uint32_t n = ld_acquire(&p->n);
 		uint64_t N = (uint64_t)n + count + 1;
-		uint32_t r = lab_bound(lab_public(pcp->u[0]), N); /* a uniform draw */
+		uint32_t r = lab_bound(lab_public(pcp->u[pcp->ui]), N); /* a uniform draw */
 		int in_g = r < n; /* used in selections only: never branched on */
 		lab_a32 *slot = position(z, p, pcp, r, n);
 		pipeline_advance(z, p, pcp, rng, n, N);

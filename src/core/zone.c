@@ -150,6 +150,7 @@ static void key_generators(struct lab_zone *z)
 		derive(z->master, DERIVE_CPU | i, k);
 		lab_rng_init(&cpu->rng, k, i);
 		for (uint32_t p = 0; p < z->nr_pools; p++) {
+			cpu_pcp(z, cpu, p)->ui = 0;
 			for (int k = 0; k < LAB_PIPE; k++)
 				cpu_pcp(z, cpu, p)->u[k] = lab_rng_u64(&cpu->rng);
 		}

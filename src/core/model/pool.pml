@@ -493,7 +493,7 @@ inline pcp_spill(kk)
 }
 
 /* ---- cpu.c lab_pcp_refill: pop up to BATCH frames from G's tail (cpu.c
- * takes min(pcp_batch, LAB_PCP_REFILL = 8), which is pcp_batch at the
+ * takes min(pcp_batch, LAB_PCP_REFILL = 4), which is pcp_batch at the
  * model's sizes) (the
  * records prefetch before the lock is omitted: it only loads). ------------- */
 inline pcp_refill()
