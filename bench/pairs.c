@@ -4,9 +4,13 @@
  * -DLAB_HARDEN=0 and =1): a 1 GiB LAB_ZONE_NO_SCRUB hosted zone, one shared
  * owner over every colour, then N immediate pairs (mode 0) or N/65536
  * batches of 65536 allocations freed in a scrambled order (mode 1).
- * Prints ns per pair (N > 0).
+ * Prints ns per pair (N > 0).  Build (the script's line, one build):
  *
+ *   cc -std=c11 -O2 -DNDEBUG -D_GNU_SOURCE -Iinclude -Isrc/core -o build/pairs \
+ *      bench/pairs.c $(ls src/core/*.c | grep -v '/all\.c$') src/hosted/*.c -lpthread -lm
  *   pairs MODE N
+ *
+ * (add -mprfchw where the CPU has PREFETCHW, as the Makefile does).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -209,9 +209,10 @@ LAB_API int lab_owner_remove(lab_zone_t *zone, lab_owner_t id, size_t budget);
  * Does not check: that the caller really is the owner.
  * Context: any, including interrupt handlers (with LAB_ATOMIC); never sleeps.
  * Cost: order 0: O(1), fixed work per call plus, in a run of allocations,
- * a transfer of 4 frames every 4 calls (of LAB_PCP_BATCH frames every
- * LAB_PCP_BATCH calls in a run of frees); order k: O(2^k * LAB_HIGH_PROBES)
- * plus one return of at most 2 * LAB_PCP_BATCH cached frames. */
+ * a transfer of a few frames every few calls (4 and 4 in this version; the
+ * number is internal), and in a run of frees one of LAB_PCP_BATCH frames
+ * every LAB_PCP_BATCH calls; order k: O(2^k * LAB_HIGH_PROBES) plus one
+ * return of at most 2 * LAB_PCP_BATCH cached frames. */
 LAB_API int lab_alloc(lab_zone_t *zone, lab_owner_t owner, unsigned order, unsigned flags,
                       uint64_t *pfn);
 
