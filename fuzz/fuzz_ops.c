@@ -763,7 +763,7 @@ static void do_alloc(uint32_t owner, unsigned order, unsigned flags, bool nullp)
 	TRACE("  lab_alloc(owner %u, order %u, flags 0x%x%s) = %s pfn %llu\n", owner, order, flags,
 	      nullp ? ", NULL" : "", cn(rc), (unsigned long long)pfn);
 	expect_set(rc, set, "lab_alloc");
-	if (order > 0 && order <= LAB_MAX_ORDER && (set & B(LAB_EFRAG)))
+	if (set & B(LAB_EFRAG)) /* only order > 0 expects it: hi_* are set */
 		dip = hi_dip();
 	alloc_count(rc, dip);
 	if (rc != LAB_OK) {
@@ -790,7 +790,7 @@ static void do_alloc_page(uint32_t owner, unsigned order, unsigned flags, bool s
 			fail("%s returned %p in a zone without a direct map", M.call, (void *)va);
 		return;
 	}
-	if (order > 0 && (set & B(LAB_EFRAG)))
+	if (set & B(LAB_EFRAG)) /* only order > 0 expects it: hi_* are set */
 		dip = hi_dip();
 	if (!va) {
 		if (!(set & ~B(LAB_OK)))

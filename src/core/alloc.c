@@ -104,6 +104,32 @@ static unsigned select_bit(uint64_t m, unsigned i)
 	return (unsigned)__builtin_ctzll(m);
 }
 
+/* LAB_HIGH_PROBES probes of uniformly random candidate blocks (pool lock
+ * held); the first whose frames are all in G is claimed. */
+static int probe_blocks(struct lab_ctx *c, uint32_t pool, unsigned order, uint32_t *f)
+{
+	struct lab_zone *z = c->z;
+	uint32_t K = 1u << order, C = z->nr_colours;
+	uint64_t unit = K <= C ? C : K;
+	uint64_t lo = z->base_pfn / unit, rows = (z->base_pfn + z->nr_frames - 1) / unit - lo + 1;
+	uint64_t grp = z->pools[pool].grp[order];
+	unsigned ng = (unsigned)lab_popcount64(grp);
+
+	for (int probe = 0; probe < LAB_HIGH_PROBES; probe++) { /* bound: LAB_HIGH_PROBES */
+		uint64_t row = lo + lab_bound(lab_rng_u64(c->rng), rows);
+		unsigned g = select_bit(grp, lab_bound(lab_rng_u64(c->rng), ng));
+		uint64_t pfn = row * unit + (K <= C ? (uint64_t)g * K : 0);
+		if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
+			continue;
+		uint32_t first = (uint32_t)(pfn - z->base_pfn);
+		if (lab_pool_claim_locked(z, pool, c->id, c->nested, first, order, c->rng) == 0) {
+			*f = first;
+			return LAB_OK;
+		}
+	}
+	return LAB_EFRAG;
+}
+
 /*
  * Order > 0: probe uniformly random aligned blocks whose colours are all the
  * pool's; the first whose frames are all in G is claimed.  Each probe is
@@ -119,12 +145,7 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
-	uint32_t K = 1u << order, C = z->nr_colours;
-	uint64_t unit = K <= C ? C : K;
-	uint64_t lo = z->base_pfn / unit, rows = (z->base_pfn + z->nr_frames - 1) / unit - lo + 1;
-	uint64_t grp = p->grp[order];
-	unsigned ng = (unsigned)lab_popcount64(grp);
-	int rc = LAB_EFRAG;
+	uint32_t K = 1u << order;
 
 	if (!lock_get(&p->lock, c->id, c->nested))
 		return LAB_EBUSY;
@@ -135,31 +156,14 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 		lock_put(&p->lock);
 		return LAB_ENOMEM;
 	}
-	bool returned = false;
-	if (n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC))) {
+	/* G alone too small: our cache first; else only if the probes fail. */
+	bool g_short = n < K || (n - K < p->reserve && !(flags & LAB_ATOMIC));
+	if (g_short)
 		n += lab_pcp_return_locked(c, pool);
-		returned = true;
-	}
-	for (int round = 0; round < 2 && rc != LAB_OK; round++) { /* bound: 2 */
-		if (round == 1) {
-			if (returned || cached == 0)
-				break;
-			n += lab_pcp_return_locked(c, pool);
-			returned = true;
-		}
-		for (int probe = 0; probe < LAB_HIGH_PROBES; probe++) { /* bound: LAB_HIGH_PROBES */
-			uint64_t row = lo + lab_bound(lab_rng_u64(c->rng), rows);
-			unsigned g = select_bit(grp, lab_bound(lab_rng_u64(c->rng), ng));
-			uint64_t pfn = row * unit + (K <= C ? (uint64_t)g * K : 0);
-			if (pfn < z->base_pfn || pfn + K > z->base_pfn + z->nr_frames)
-				continue;
-			uint32_t first = (uint32_t)(pfn - z->base_pfn);
-			if (lab_pool_claim_locked(z, pool, c->id, c->nested, first, order, c->rng) == 0) {
-				*f = first;
-				rc = LAB_OK;
-				break;
-			}
-		}
+	int rc = probe_blocks(c, pool, order, f);
+	if (rc != LAB_OK && !g_short && cached) {
+		n += lab_pcp_return_locked(c, pool);
+		rc = probe_blocks(c, pool, order, f);
 	}
 	/* Reserve use: counted once, for the array the last probes saw, whether
 	 * they found a block or not. */

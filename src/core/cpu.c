@@ -112,6 +112,17 @@ static inline void pcp_put(struct lab_pcp *pcp, uint32_t frame)
 	st_relaxed(&pcp->count, n + 1);
 }
 
+/* Prefetch, for writing, the records of the `want` frames at G's tail
+ * [n - want, n): the frames a refill takes when n is the pool's size. */
+static void prefetch_tail_records(struct lab_zone *z, struct lab_pool *p, uint32_t n, uint32_t want)
+{
+	for (uint32_t j = 1; j <= want && j <= n; j++) { /* bound: want <= LAB_PCP_REFILL */
+		uint32_t f = ld_relaxed(gslot(z, p, n - j));
+		if (f < z->nr_frames)
+			__builtin_prefetch(&z->rec[f], 1, 3);
+	}
+}
+
 /* Refill an empty pcp with up to LAB_PCP_REFILL frames from G's tail.  Fewer
  * than a spill moves: a run of allocations pays a refill every
  * LAB_PCP_REFILL calls, and its cost (the lock and one CAS per frame, each a
@@ -130,11 +141,7 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	/* The batch will most likely be G's current tail: fetch the frames'
 	 * records before taking the lock, so the lock is held for cache hits. */
 	uint32_t n = ld_relaxed(&p->n);
-	for (uint32_t j = 1; j <= want && j <= n; j++) {
-		uint32_t f = ld_relaxed(gslot(z, p, n - j));
-		if (f < z->nr_frames)
-			__builtin_prefetch(&z->rec[f], 1, 3);
-	}
+	prefetch_tail_records(z, p, n, want);
 	lock_get(&p->lock, c->id, false);
 	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, want);
 	n = ld_relaxed(&p->n);
@@ -142,11 +149,7 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	/* If allocations go on, the next refills take G's new tail: prefetch
 	 * the records of the next one's frames (their slots were prefetched
 	 * by the refill before) and the slots of the one after. */
-	for (uint32_t j = 1; j <= want && j <= n; j++) {
-		uint32_t f = ld_relaxed(gslot(z, p, n - j));
-		if (f < z->nr_frames)
-			__builtin_prefetch(&z->rec[f], 1, 3);
-	}
+	prefetch_tail_records(z, p, n, want);
 	if (n > want)
 		__builtin_prefetch(gslot(z, p, n - want - 1), 1, 3);
 	if (n >= 2 * want)
