@@ -13,7 +13,7 @@
 static const char help[] =
 	"usage: labyrinth audit [--full] [--timing] [--placement] [--ownership] [--colour]\n"
 	"                       [--policy lab|lifo|scan|firstfit] [--seed N]\n"
-	"                       [--runs N] [--samples N] [-v]\n"
+	"                       [--runs N] [--samples N] [--class C1..C6] [-v]\n"
 	"\n"
 	"Measures every property labyrinth claims and prints, per check, the figure,\n"
 	"the threshold and PASS or FAIL; exits 1 when any check fails.\n"
@@ -30,6 +30,8 @@ static const char help[] =
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
 	"  --runs N         valid dudect runs per class pair (default 5)\n"
 	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
+	"  --class Cn       timing part: only class pair Cn (C1..C6) and the system-call\n"
+	"                   check, for a targeted run; implies --timing\n"
 	"  -v               more detail\n";
 
 static int nr_checks, nr_failed;
@@ -106,6 +108,12 @@ int cmd_audit(int argc, char **argv)
 		} else if (!strcmp(a, "--samples") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 1000, 1ull << 32, &o.timing_samples))
 				return cli_usage_error("audit", "--samples wants 1000..2^32, got '%s'", argv[i]);
+		} else if (!strcmp(a, "--class") && i + 1 < argc) {
+			const char *c = argv[++i];
+			if (!(c[0] == 'C' && c[1] >= '1' && c[1] <= '6' && !c[2]))
+				return cli_usage_error("audit", "--class wants C1..C6, got '%s'", c);
+			o.timing_class = (unsigned)(c[1] - '0');
+			o.timing = any_part = true;
 		} else {
 			return cli_usage_error("audit", "unknown option '%s'", a);
 		}

@@ -33,6 +33,7 @@ struct audit_opts {
 	bool seeded;
 	unsigned timing_runs; /* dudect runs per class pair (valid runs needed: 5)     */
 	uint64_t timing_samples; /* measurements per run                               */
+	unsigned timing_class; /* 0: every class pair; k: only Ck (--class)           */
 	bool verbose;
 };
 

@@ -464,6 +464,8 @@ int audit_timing(const struct audit_opts *o)
 	           (unsigned long long)o->timing_samples, o->timing_runs);
 	audit_note("a run is void when its same-state control exceeds |t| 4.5; pass: all < 10, >= 3 < 4.5");
 	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+		if (o->timing_class && o->timing_class != i + 1)
+			continue;
 		failed += run_pair(&pairs[i], TIME_ALLOC, o);
 		failed += run_pair(&pairs[i], TIME_FREE, o);
 	}
