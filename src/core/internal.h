@@ -251,7 +251,7 @@ struct lab_pool {
 	uint32_t pcp_batch; /* frames moved per refill / spill: pcp_max / 2      */
 	uint32_t nr_owners;
 	uint64_t mask;     /* colours                                          */
-	uint64_t div_magic; /* floor(2^64 / slice) + 1: slot -> colour slice    */
+	uint64_t div_magic; /* floor(2^64 / (2 nr_col)) + 1: slot -> row (gslot) */
 	uint64_t grp[LAB_MAX_ORDER + 1]; /* order k: bit g = colours [g*2^k, (g+1)*2^k) all ours */
 	uint64_t rows_lo[LAB_MAX_ORDER + 1], rows_hi[LAB_MAX_ORDER + 1]; /* candidate rows */
 	uint8_t slice_colour[LAB_MAX_COLOURS];
@@ -288,6 +288,8 @@ struct lab_pcp {
 	uint32_t ui;
 	uint32_t left;   /* count the last alloc left: equal at the next alloc
 	                    means no free in between (a run of allocations) */
+	uint64_t lastN;  /* the last exchange's range: one less at the next one
+	                    means a run of frees (the range grows one a call) */
 	uint64_t u[LAB_PIPE];
 	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
 	                              ring slot and a pool slot without a branch */
@@ -323,6 +325,7 @@ struct lab_zone {
 	uint32_t max_owners;
 	uint32_t nr_pools; /* pool slots = nr_colours */
 	uint32_t slice;    /* G slots per colour (even)                          */
+	uint32_t slice_lg; /* log2 of the lines a slice's rows are spread over   */
 	uint32_t reserve_permille;
 	uint64_t base_pfn;
 	uint64_t nr_frames;
@@ -412,12 +415,23 @@ static inline uint32_t frame_colour(const struct lab_zone *z, uint32_t frame)
 	return (uint32_t)((z->base_pfn + frame) & (z->nr_colours - 1));
 }
 
-/* Slot r of pool p: colour slice r / slice, offset r % slice. */
+/*
+ * Slot r of pool p, scattered (P3): slots pair up (2k, 2k + 1 adjacent, see
+ * locate), pair k goes to colour slice k mod nr_col, row k / nr_col of it,
+ * and a slice's rows are transposed over its lines (row t*L + m at line m,
+ * place t, for L = 2^slice_lg lines of 8 pairs; rows beyond 8L keep their
+ * place).  So G[0, n) touches min(n/2, all) distinct lines spread over the
+ * whole store whatever n is: a nearly full pool's few free slots do not sit
+ * in a few lines that stay in L1 while a nearly empty pool's miss.
+ */
 static inline lab_a32 *gslot(const struct lab_zone *z, const struct lab_pool *p, uint32_t r)
 {
-	uint32_t q = (uint32_t)mulhi_64x32(p->div_magic, r); /* exact: Lemire et al. 2019 */
-	uint32_t off = r - q * z->slice;
-	return &z->gstore[(size_t)p->slice_colour[q] * z->slice + off];
+	/* row = k / nr_col = (2k) / (2 nr_col): a divisor >= 2 has a 64-bit magic */
+	uint32_t k = r >> 1, row = (uint32_t)mulhi_64x32(p->div_magic, r & ~1u); /* exact */
+	uint32_t ci = k - row * p->nr_col;
+	uint32_t lg = z->slice_lg, tr = (row & ((1u << lg) - 1)) << 3 | row >> lg;
+	uint32_t place = sel32(row < 8u << lg, tr, row);
+	return &z->gstore[(size_t)p->slice_colour[ci] * z->slice + 2 * place + (r & 1)];
 }
 
 /* ---- locks (lock.c-less: all inline) ----------------------------------------
@@ -491,6 +505,7 @@ uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
 /* ---- pool.c: the shuffled free array of a pool ----------------------------- */
 
+void lab_pool_set_colours(const struct lab_zone *z, struct lab_pool *p, uint64_t mask);
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
                        uint32_t me, uint32_t f);
 

@@ -45,7 +45,7 @@ static void corrupt_array(void)
 
 /* The slot holding frame f whose in-pool record is v, among the live slots
  * [0, n); LAB_NONE if neither candidate holds it.  The two candidates 2p and
- * 2p+1 are adjacent in storage: slices have an even length. */
+ * 2p+1 are adjacent in storage: gslot keeps a pair together. */
 static inline uint32_t locate(struct lab_zone *z, struct lab_pool *p, uint32_t f, uint32_t v,
                               uint32_t n)
 {
@@ -87,7 +87,9 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame)
  * gave 2 threads 1.01x one thread's immediate pairs, 4 deep with PREFETCHW
  * 1.5x, 8 deep with PREFETCHW 1.9-2.0x.  A position that changed meanwhile
  * only costs a miss; correctness never depends on it.  N is the exchange's
- * range, n + count + 1 (see lab_pool_exchange).
+ * range, n + count + 1 (see lab_pool_exchange).  Each step also prefetches
+ * two decoy lines, so that with G scattered (gslot) the lines a free brings
+ * in do not depend on how full the pool is (docs/DESIGN-NOTES.md, P3).
  */
 _Static_assert((LAB_PIPE & (LAB_PIPE - 1)) == 0 && LAB_PIPE >= 2, "LAB_PIPE: a power of two");
 static inline lab_a32 *position(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp,
@@ -109,12 +111,25 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 	uint64_t ahead = lab_rng_u64(rng);
 	pcp->u[i] = ahead;
 	pcp->ui = i = (i + 1) & (LAB_PIPE - 1);
+	/* In a run of frees the range grows by one a call, so exchange t + k
+	 * will draw from N + k: predict it, since G's slots are scattered
+	 * (gslot) and a position off by a few is another line.  Whether calls
+	 * are frees is the caller's pattern, not the allocator's state. */
+	uint64_t run = N - pcp->lastN == 1;
+	pcp->lastN = N;
 	/* Uniform draws and the uniformly drawn frame: state-independent. */
 	uint64_t half = pcp->u[(i + LAB_PIPE / 2 - 1) & (LAB_PIPE - 1)];
-	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(half), N), n)));
+	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(half),
+	                                                                 N + run * (LAB_PIPE / 2)), n)));
 	if (lab_likely(g < z->nr_frames))
 		__builtin_prefetch(&z->rec[g], 1, 3);
-	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N), n), 1, 3);
+	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N + run * LAB_PIPE), n), 1, 3);
+	/* Decoys (P3): a slot anywhere in the zone's store and a record anywhere
+	 * in the zone, so the lines a call brings in depend neither on n nor on
+	 * how many colours the pool has. */
+	uint64_t d = ahead >> 32 | ahead << 32;
+	__builtin_prefetch(&z->gstore[lab_bound(d, (uint64_t)z->nr_colours * z->slice)], 0, 3);
+	__builtin_prefetch(&z->rec[lab_bound(d * 0x9e3779b97f4a7c15ull, z->nr_frames)], 0, 3);
 }
 
 /*
@@ -174,7 +189,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		 * dead slot: re-read n (acquire pairs with the publisher).  Both
 		 * candidates are computed for either kind of position. */
 		uint32_t nn = ld_acquire(&p->n), even = r & ~1u;
-		/* Slices have even length: r's even sibling is adjacent in storage.
+		/* gslot keeps pairs together: r's even sibling is adjacent in storage.
 		 * Computed as an integer: for a ring position it would point before
 		 * the ring, and the selections drop it. */
 		uintptr_t g0 = (uintptr_t)slot - (r & 1) * sizeof(lab_a32);
@@ -210,19 +225,20 @@ static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s
                               bool nested)
 {
 	uint32_t spins = 0, strange = 0;
+	lab_a32 *g = gslot(z, p, s);
 	for (;;) {
-		uint32_t y = ld_acquire(gslot(z, p, s));
+		uint32_t y = ld_acquire(g);
 		if (lab_unlikely(y >= z->nr_frames))
 			corrupt_array();
 		uint32_t v = rec_pos(s);
 		if (cas_rec(z, y, &v, busy_rec(z, y, me))) {
-			if (ld_relaxed(gslot(z, p, s)) == y)
+			if (ld_relaxed(g) == y)
 				return y;
 			/* y sits in the sibling slot s^1 (same record): not ours. */
 			st_release(&z->rec[y], rec_pos(s));
 			strange = 0;
 		} else if ((rec_inpool(v) || rec_state(v) != ST_BUSY) &&
-		           ld_acquire(gslot(z, p, s)) == y) {
+		           ld_acquire(g) == y) {
 			/* Live slot s still names y, yet y's record (read after its
 			 * writer wrote the slot) says y is elsewhere and nobody holds
 			 * it.  A frame can leave and come back in between, so only a
@@ -414,6 +430,20 @@ abort:
 	return -1;
 }
 
+/* A pool's colours and the geometry of its slots (gslot): mask, the slices
+ * in colour order, capacity, and the divisor's magic.  mask is not 0. */
+void lab_pool_set_colours(const struct lab_zone *z, struct lab_pool *p, uint64_t mask)
+{
+	uint32_t nc = 0;
+	p->mask = mask;
+	for (uint32_t c = 0; c < z->nr_colours; c++)
+		if (mask >> c & 1)
+			p->slice_colour[nc++] = (uint8_t)c;
+	p->nr_col = nc;
+	p->cap = (uint64_t)nc * z->slice;
+	p->div_magic = UINT64_MAX / (2ull * nc) + 1;
+}
+
 /*
  * Build pool `pool` over colours `mask` (configuration lock held, pool not
  * yet visible): gather the clean unassigned frames of those colours, shuffle
@@ -425,14 +455,9 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t C = z->nr_colours, nc = 0, n = 0;
 
-	p->mask = mask;
+	lab_pool_set_colours(z, p, mask);
+	nc = p->nr_col;
 	p->flags = flags;
-	for (uint32_t c = 0; c < C; c++)
-		if (mask >> c & 1)
-			p->slice_colour[nc++] = (uint8_t)c;
-	p->nr_col = nc;
-	p->cap = (uint64_t)nc * z->slice;
-	p->div_magic = UINT64_MAX / z->slice + 1;
 	for (unsigned k = 0; k <= LAB_MAX_ORDER; k++) {
 		uint64_t grp = 0;
 		if ((1u << k) <= C) {

@@ -6,7 +6,8 @@
  *   per-CPU blocks[nr_cpus] (struct lab_cpu, pcps, held counters) |
  *   records[nr_frames] (4 B) | pool slots[nr_colours * slice] (4 B)
  * slice = ceil(nr_frames / nr_colours) rounded up to even, so the per-frame
- * cost is 8 bytes (plus < 8 * nr_colours bytes of padding in all).
+ * cost is 8 bytes (plus < 8 * nr_colours bytes of padding in all).  A pool's
+ * slots are scattered over its colours' slices (gslot in internal.h).
  * lab_zone_init validates everything and gathers entropy before writing a
  * byte: a refused init leaves the buffer untouched (P7).
  */
@@ -203,6 +204,10 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->max_owners = cfg->max_owners;
 	z->nr_pools = cfg->nr_colours;
 	z->slice = (uint32_t)l.slice;
+	/* The largest power of two of 16-slot lines that fits the slice. */
+	z->slice_lg = 0;
+	while ((32ull << z->slice_lg) <= l.slice)
+		z->slice_lg++;
 	z->reserve_permille = cfg->reserve_permille;
 	z->base_pfn = cfg->base_pfn;
 	z->nr_frames = cfg->nr_frames;
