@@ -122,7 +122,8 @@ LAB_API const char *lab_strerror(int err);
 
 struct lab_zone_cfg {
 	uint64_t base_pfn;    /* first frame number                                      */
-	uint64_t nr_frames;   /* 1 .. 2^32 - 1 frames (16 TiB): frame numbers are 32-bit */
+	uint64_t nr_frames;   /* 1 .. 2^32 - 1 frames (16 TiB): frame numbers are 32-bit
+	                         (2^32 - 2 with nr_colours 1)                          */
 	void *dmap_base;      /* virtual address of base_pfn in the direct map; required
 	                         unless LAB_ZONE_NO_SCRUB                                   */
 	uint32_t nr_colours;  /* cache colours, power of two 1..64 (colour = pfn mod it)   */

@@ -295,6 +295,13 @@ TEST(api_zone_meta_size)
 	EXPECT_TRUE(lab_zone_meta_size(&c) >= 8 * 0xffffffffull);
 	lab_zone_cfg_default(&c, 0, 1ull << 32, dmap);
 	EXPECT_EQ(lab_zone_meta_size(&c), 0);
+	/* With one colour the slice (rounded up to even) must fit 32 bits too. */
+	lab_zone_cfg_default(&c, 0, 0xffffffffull, dmap);
+	c.nr_colours = 1;
+	EXPECT_EQ(lab_zone_meta_size(&c), 0);
+	lab_zone_cfg_default(&c, 0, 0xfffffffeull, dmap);
+	c.nr_colours = 1;
+	EXPECT_TRUE(lab_zone_meta_size(&c) >= 8 * 0xfffffffeull);
 
 	EXPECT_EQ(lab_zone_meta_size(NULL), 0);
 	lab_zone_cfg_default(&c, 0, 0, dmap);

@@ -64,6 +64,8 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	uint64_t C = cfg->nr_colours, N = cfg->nr_frames;
 	l->slice = (N + C - 1) / C;
 	l->slice += l->slice & 1;
+	if (l->slice > 0xffffffffu) /* 32-bit slice: one colour and 2^32 - 1 frames */
+		return LAB_EGEOMETRY;
 	l->owners = ALIGN64(sizeof(struct lab_zone));
 	l->pools = l->owners + ALIGN64((cfg->max_owners + 1ull) * sizeof(struct lab_owner));
 	l->cpus = l->pools + ALIGN64(C * sizeof(struct lab_pool));
