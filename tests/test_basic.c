@@ -110,3 +110,65 @@ TEST(basic_order_above_0_takes_back_own_cache)
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }
+
+static lab_owner_t owner_of(lab_zone_t *z, uint64_t pfn)
+{
+	lab_owner_t o = 99;
+	if (lab_frame_owner(z, pfn, &o, NULL) != LAB_OK)
+		return 99;
+	return o;
+}
+
+TEST(basic_free_bulk)
+{
+	struct tzone t = tz_make(4096, 32, 2, 0, 9);
+	tz_owner(&t, 1, 0xffffffffull, 0, false);
+	tz_owner(&t, 2, 0xffffffffull, 0, false);
+	enum { N = 300 };
+	uint64_t pfns[N], other;
+	for (int i = 0; i < N; i++)
+		ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfns[i]), LAB_OK);
+	ASSERT_EQ(lab_alloc(t.z, 2, 0, LAB_NOWAIT, &other), LAB_OK);
+
+	/* Bad arguments: refused, nothing freed, *done 0. */
+	size_t done = 77;
+	EXPECT_EQ(lab_free_bulk(NULL, 1, pfns, N, &done), LAB_EINVAL);
+	EXPECT_EQ(done, 0);
+	done = 77;
+	EXPECT_EQ(lab_free_bulk(t.z, 1, NULL, 3, &done), LAB_EINVAL);
+	EXPECT_EQ(done, 0);
+	EXPECT_EQ(lab_free_bulk(t.z, 1, NULL, 0, &done), LAB_OK);
+	EXPECT_EQ(done, 0);
+
+	/* Frames 0..99, then another owner's frame at 100: stops there with
+	 * that frame's code; the frames after it are still held. */
+	uint64_t list[N + 1];
+	memcpy(list, pfns, 100 * sizeof(uint64_t));
+	list[100] = other;
+	memcpy(list + 101, pfns + 100, (N - 100) * sizeof(uint64_t));
+	EXPECT_EQ(lab_free_bulk(t.z, 1, list, N + 1, &done), LAB_EOWNER);
+	EXPECT_EQ(done, 100);
+	EXPECT_EQ(owner_of(t.z, other), 2);
+	for (int i = 0; i < 100; i++)
+		EXPECT_EQ(owner_of(t.z, pfns[i]), 0);
+	for (int i = 100; i < N; i++)
+		EXPECT_EQ(owner_of(t.z, pfns[i]), 1);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+
+	/* A pfn past the zone is refused as lab_free refuses it. */
+	uint64_t past = t.cfg.base_pfn + t.cfg.nr_frames;
+	EXPECT_EQ(lab_free_bulk(t.z, 1, &past, 1, &done), LAB_ERANGE);
+	EXPECT_EQ(done, 0);
+	/* The rest; then the same list again: a double free, refused at its
+	 * first frame. */
+	EXPECT_EQ(lab_free_bulk(t.z, 1, pfns + 100, N - 100, NULL), LAB_OK);
+	EXPECT_EQ(lab_free_bulk(t.z, 1, list + 101, N - 100, &done), LAB_EFREE);
+	EXPECT_EQ(done, 0);
+	EXPECT_EQ(lab_free(t.z, 2, other, 0), LAB_OK);
+	struct lab_stats st;
+	lab_stats(t.z, &st);
+	EXPECT_EQ(st.nr_free, 4096);
+	EXPECT_EQ(st.frees, N + 1);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}

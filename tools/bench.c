@@ -38,8 +38,10 @@ static const char help[] =
 	"slots (what global uniformity costs across cores), and micro-floors\n"
 	"(memset and non-temporal store of 4 KiB, CAS on a hot line and on a\n"
 	"random line of 4 MiB, a cache line handed from CPU 0 to CPU 1, spinlock\n"
-	"pair, ChaCha12 draw, the timer itself).  The hand-over says where the\n"
-	"host put the two CPUs: every 2-thread figure pays it per shared line.\n"
+	"pair, ChaCha12 draw, a dependent load of a random line in 1 MiB and in\n"
+	"64 MiB (a 1 GiB and a 64 GiB zone's records), the timer itself).  The\n"
+	"hand-over says where the host put the two CPUs: every 2-thread figure\n"
+	"pays it per shared line.\n"
 	"\n"
 	"Workloads (order 0 and a 1 GiB zone unless stated): immediate (alloc then\n"
 	"free), batch (64 Ki allocations, then frees in random order), cross-CPU\n"
@@ -897,6 +899,12 @@ static void targets(void)
 		                 find("scale", "lab (no-scrub zone)", wls[w], 1, 0, ref, "ns_per_pair")),
 		       1.5, true, false, big == ref ? "one zone size only" : NULL);
 	}
+	/* A free must read the record of the frame its caller names, which the
+	 * allocator cannot know ahead: one dependent miss per free at any size. */
+	context("  context: dependent load of a random line, 64 MiB (a 64 GiB zone's records), ns",
+	        find("micro", bench_mf_name[MF_LOAD_64M], "", 1, 0, 0, "ns"));
+	context("  context: the same in 1 MiB (a 1 GiB zone's records), ns",
+	        find("micro", bench_mf_name[MF_LOAD_1M], "", 1, 0, 0, "ns"));
 	for (int i = 0; i < cfg.nsizes; i++) {
 		uint64_t z = cfg.sizes[i];
 		gib(z, bb, sizeof bb);
@@ -1301,7 +1309,8 @@ int cmd_bench(int argc, char **argv)
 		progress_sec("micro-floors");
 		for (int k = 0; k < MF_N; k++) {
 			int w = (k + (int)r) % MF_N;
-			if (!micro_ok && (w == MF_MEMSET_COLD || w == MF_NT_COLD || w == MF_CAS_L3))
+			if (!micro_ok && (w == MF_MEMSET_COLD || w == MF_NT_COLD || w == MF_CAS_L3 ||
+			                  w == MF_LOAD_1M || w == MF_LOAD_64M))
 				continue;
 			progress("micro-floor: %s", bench_mf_name[w]);
 			double v = bench_micro(w, cfg.micro_s, NULL);

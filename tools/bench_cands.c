@@ -1290,6 +1290,8 @@ const char *const bench_mf_name[MF_N] = {
 	"a line handed CPU 0 -> CPU 1 (half a ping-pong)",
 	"spinlock lock+unlock, uncontended",
 	"ChaCha12 64-bit draw (4-block buffer)",
+	"dependent load, random line of 1 MiB",
+	"dependent load, random line of 64 MiB",
 };
 
 static uint8_t *cold_buf;
@@ -1490,6 +1492,25 @@ static void micro_fn(void *arg, int tid)
 			}
 			ops += 256;
 		} while (tsc() < dl);
+		break;
+	}
+	case MF_LOAD_1M:
+	case MF_LOAD_64M: {
+		/* A chain of loads, each address depending on the value the one
+		 * before read (always 0): the latency of reading a random record
+		 * in a 1 GiB zone's record table (1 MiB) and a 64 GiB zone's
+		 * (64 MiB), which a free must do for the frame its caller names. */
+		size_t bytes = (size_t)(ma->which == MF_LOAD_1M ? 1 : 64) << 20;
+		if (bytes > cold_bytes)
+			bytes = cold_bytes;
+		const volatile uint64_t *w = (const volatile uint64_t *)(void *)cold_buf;
+		uint64_t lines = bytes / 64, dep = 0;
+		do {
+			for (int i = 0; i < 256; i++)
+				dep = w[(below(&t->rng, lines) ^ dep) * 8];
+			ops += 256;
+		} while (tsc() < dl);
+		__asm__ volatile("" ::"r"(dep));
 		break;
 	}
 	case MF_PINGPONG: {

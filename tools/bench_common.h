@@ -146,7 +146,8 @@ void bench_run(struct cand *c, int kind, unsigned threads, unsigned order, doubl
 int bench_check(struct cand *c);
 
 /* ---- micro-floors ---------------------------------------------------------------- */
-enum { MF_TIMER, MF_TIMER_RES, MF_MEMSET_HOT, MF_MEMSET_COLD, MF_NT_COLD, MF_CAS, MF_CAS_L3, MF_PINGPONG, MF_SPIN, MF_CHACHA, MF_N };
+enum { MF_TIMER, MF_TIMER_RES, MF_MEMSET_HOT, MF_MEMSET_COLD, MF_NT_COLD, MF_CAS, MF_CAS_L3, MF_PINGPONG, MF_SPIN, MF_CHACHA,
+       MF_LOAD_1M, MF_LOAD_64M, MF_N };
 extern const char *const bench_mf_name[MF_N];
 int bench_micro_setup(size_t bytes);
 void bench_micro_teardown(void);

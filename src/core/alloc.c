@@ -400,6 +400,31 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	return rc;
 }
 
+/* How far ahead lab_free_bulk prefetches: a free costs 50-100 ns and a record
+ * read from DRAM ~240 ns here (bench micro-floor), so 8 frees cover it. */
+#define LAB_BULK_AHEAD 8
+
+int lab_free_bulk(lab_zone_t *z, lab_owner_t owner, const uint64_t *pfns, size_t n, size_t *done)
+{
+	if (done)
+		*done = 0;
+	if (!zone_ok(z) || (!pfns && n))
+		return LAB_EINVAL;
+	for (size_t i = 0; i < n && i < LAB_BULK_AHEAD; i++) /* bound: LAB_BULK_AHEAD */
+		if (pfns[i] - z->base_pfn < z->nr_frames)
+			__builtin_prefetch(&z->rec[pfns[i] - z->base_pfn], 1, 3);
+	for (size_t i = 0; i < n; i++) { /* bound: n, the caller's */
+		if (i + LAB_BULK_AHEAD < n && pfns[i + LAB_BULK_AHEAD] - z->base_pfn < z->nr_frames)
+			__builtin_prefetch(&z->rec[pfns[i + LAB_BULK_AHEAD] - z->base_pfn], 1, 3);
+		int rc = lab_free(z, owner, pfns[i], 0);
+		if (rc != LAB_OK)
+			return rc;
+		if (done)
+			*done = i + 1;
+	}
+	return LAB_OK;
+}
+
 void *lab_pfn_to_virt(const lab_zone_t *z, uint64_t pfn)
 {
 	if (!zone_ok(z) || !z->dmap || pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
