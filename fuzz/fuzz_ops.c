@@ -889,6 +889,36 @@ static void do_free(uint32_t owner, uint64_t pfn, unsigned order)
 	}
 }
 
+/* lab_free_bulk over list[0, n) as owner: the model expects n lab_free
+ * calls in order that stop at the first refusal (a frame freed earlier in
+ * the list is refused as a double free). */
+static void do_free_bulk(uint32_t owner, const uint64_t *list, size_t n)
+{
+	int want = LAB_OK;
+	size_t want_done = n;
+	for (size_t i = 0; i < n && want == LAB_OK; i++) {
+		bool again = false;
+		for (size_t j = 0; j < i; j++)
+			again |= list[j] == list[i];
+		want = again ? LAB_EFREE : free_code(owner, list[i], 0);
+		if (want != LAB_OK)
+			want_done = i;
+	}
+	size_t done = 12345;
+	M.call = "lab_free_bulk";
+	int rc = lab_free_bulk(M.z, owner, list, n, &done);
+	TRACE("  lab_free_bulk(owner %u, %zu frames) = %s, done %zu\n", owner, n, cn(rc), done);
+	if (rc != want || done != want_done)
+		fail("lab_free_bulk(owner %u, %zu frames) returned %s with %zu done, the model expects %s with %zu",
+		     owner, n, cn(rc), done, cn(want), want_done);
+	for (size_t i = 0; i < done; i++) {
+		M.st_frees++;
+		free_done(owner, (uint32_t)(list[i] - M.base), 0);
+	}
+	if (rc != LAB_OK)
+		M.st_refused++;
+}
+
 /* lab_free_page(s) on an address: virt_to_pfn's checks come first. */
 static void do_free_addr(uint32_t owner, uintptr_t addr, unsigned order, bool single)
 {
@@ -1773,6 +1803,20 @@ static void run_op(int kind, const uint8_t *g)
 	}
 	case K_FREE_BATCH: {
 		unsigned n = 1 + g[0] % 64;
+		if (g[0] & 0x80 && M.nheld) {
+			/* lab_free_bulk: the newest n blocks as the newest one's
+			 * owner, order 0 each; bit 6 repeats its first frame at
+			 * the end (a double free within the list). */
+			uint64_t list[65];
+			size_t k = 0;
+			uint32_t owner = M.held[M.nheld - 1].owner;
+			for (unsigned i = 0; i < n && i < M.nheld; i++)
+				list[k++] = M.base + M.held[M.nheld - 1 - i].f;
+			if (g[0] & 0x40)
+				list[k++] = list[0];
+			do_free_bulk(owner, list, k);
+			return;
+		}
 		for (unsigned i = 0; i < n && i < M.nheld; i++) {
 			struct blk x = M.held[M.nheld - 1 - i];
 			do_free(x.owner, M.base + x.f, x.order);
