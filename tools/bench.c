@@ -48,7 +48,8 @@ static const char help[] =
 	"(one CPU allocates, the other frees), 1 thread up to one per CPU; orders\n"
 	"0, 3, 9, 10; latency of each call alone (serialized TSC: p50, p99, p99.9,\n"
 	"p99.99, max; the timer's own cost is shown); zone sizes (ns per pair,\n"
-	"init time, failing allocations on a full zone and at quota); metadata\n"
+	"the batch also with its frees through lab_free_bulk, init time, failing\n"
+	"allocations on a full zone and at quota); metadata\n"
 	"bytes per frame.  Then a table of the targets of issue #4, met or not.\n"
 	"\n"
 	"Every round runs every candidate; results are medians across rounds with\n"
@@ -452,6 +453,12 @@ static void scale_round(struct scale *z, unsigned round)
 		measure_pairs(c, "scale", "immediate", RUN_IMM, 1, 0, z->bytes, round);
 		progress("%s zone: %s batch", sz, c->name);
 		measure_pairs(c, "scale", "batch", RUN_BATCH, 1, 0, z->bytes, round);
+		if (c == &z->lab) { /* the same batches, freed with lab_free_bulk */
+			progress("%s zone: %s batch, lab_free_bulk", sz, c->name);
+			c->bulk_free = true;
+			measure_pairs(c, "scale", "batch-bulk", RUN_BATCH, 1, 0, z->bytes, round);
+			c->bulk_free = false;
+		}
 	}
 	/* successful allocations, timed alone: owner 1, and owner 2 under its quota */
 	struct tctx *t = bench_tctx(0);
@@ -679,8 +686,9 @@ static void table_scale(void)
 	fprintf(out, "\n== zone size: LAB_ZONE_NO_SCRUB zones whose arena is never touched, 1 thread, order 0 ==\n");
 	char xr[32], rs[32];
 	snprintf(xr, sizeof xr, "x %s", gib(ref, rs, sizeof rs));
-	fprintf(out, "%-8s %-9s %-11s %-20s %-17s %-20s %-17s %-9s %-9s\n", "zone", "init s", "owner_add s",
-	        "lab immediate ns", xr, "lab batch ns", xr, "LIFO imm", "bag imm");
+	fprintf(out, "%-8s %-9s %-11s %-20s %-17s %-20s %-17s %-20s %-17s %-9s %-9s\n", "zone", "init s",
+	        "owner_add s", "lab immediate ns", xr, "lab batch ns", xr, "batch, bulk free", xr, "LIFO imm",
+	        "bag imm");
 	for (int i = 0; i < cfg.nsizes; i++) {
 		struct scale *z = &SC[i];
 		gib(z->bytes, b[0], 64);
@@ -695,13 +703,19 @@ static void table_scale(void)
 		struct series *ri = ratio(nm, im, find("scale", z->lab.name, "immediate", 1, 0, ref, "ns_per_pair"));
 		snprintf(nm, sizeof nm, "lab batch %s / %s", b[0], b[7]);
 		struct series *rb = ratio(nm, ba, find("scale", z->lab.name, "batch", 1, 0, ref, "ns_per_pair"));
-		fprintf(out, "%-8s %-9.3f %-11.3f %-20s %-17s %-20s %-17s %-9s %-9s\n", b[0], z->lab.init_s, z->lab.owner_s,
-		        fst(b[1], 64, stat_of(im)), fst(b[2], 64, stat_of(ri)), fst(b[3], 64, stat_of(ba)),
-		        fst(b[4], 64, stat_of(rb)),
+		struct series *bb = find("scale", z->lab.name, "batch-bulk", 1, 0, z->bytes, "ns_per_pair");
+		snprintf(nm, sizeof nm, "lab batch-bulk %s / %s", b[0], b[7]);
+		struct series *rbb = ratio(nm, bb, find("scale", z->lab.name, "batch-bulk", 1, 0, ref, "ns_per_pair"));
+		char c8[64], c9[64];
+		fprintf(out, "%-8s %-9.3f %-11.3f %-20s %-17s %-20s %-17s %-20s %-17s %-9s %-9s\n", b[0], z->lab.init_s,
+		        z->lab.owner_s, fst(b[1], 64, stat_of(im)), fst(b[2], 64, stat_of(ri)), fst(b[3], 64, stat_of(ba)),
+		        fst(b[4], 64, stat_of(rb)), fst(c8, sizeof c8, stat_of(bb)), fst(c9, sizeof c9, stat_of(rbb)),
 		        fnum(b[5], 64, stat_of(find("scale", "floor LIFO+lock", "immediate", 1, 0, z->bytes, "ns_per_pair")).med),
 		        fnum(b[6], 64, stat_of(find("scale", "floor bag+lock", "immediate", 1, 0, z->bytes, "ns_per_pair")).med));
 	}
-	fprintf(out, "(init s: lab_zone_init; owner_add s: the first lab_owner_add, which shuffles every frame into the pool)\n");
+	fprintf(out, "(init s: lab_zone_init; owner_add s: the first lab_owner_add, which shuffles every frame into the pool;\n"
+	             " batch, bulk free: the same batches, each freed with one lab_free_bulk call, which prefetches the\n"
+	             " records of the frames 8 places ahead in the list)\n");
 
 	fprintf(out, "\n== failing allocations, each timed alone (serialized TSC, ns) ==\n");
 	fprintf(out, "%-8s %-12s %-12s %-10s %-19s %-12s %-12s %-10s %-19s\n", "zone", "ok p50/mean", "full: fail",
@@ -898,6 +912,12 @@ static void targets(void)
 		target(nm, ratio(b, find("scale", "lab (no-scrub zone)", wls[w], 1, 0, big, "ns_per_pair"),
 		                 find("scale", "lab (no-scrub zone)", wls[w], 1, 0, ref, "ns_per_pair")),
 		       1.5, true, false, big == ref ? "one zone size only" : NULL);
+	}
+	{
+		snprintf(nm, sizeof nm, "  context: %s vs %s zone, batch, lab_free_bulk", bb, rb);
+		snprintf(b, sizeof b, "C scale batch-bulk %s", bb);
+		context(nm, ratio(b, find("scale", "lab (no-scrub zone)", "batch-bulk", 1, 0, big, "ns_per_pair"),
+		                  find("scale", "lab (no-scrub zone)", "batch-bulk", 1, 0, ref, "ns_per_pair")));
 	}
 	/* A free must read the record of the frame its caller names, which the
 	 * allocator cannot know ahead: one dependent miss per free at any size. */

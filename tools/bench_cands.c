@@ -445,6 +445,18 @@ static inline void null_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 #define pcpu_idle labp_idle
 #define swap_idle labp_idle
 
+/* A labyrinth candidate with bulk_free set (one owner, no idle hook) frees a
+ * full batch with one lab_free_bulk call over the batch in free order. */
+static void bulk_free_batch(struct cand *c, struct tctx *t, const uint64_t *held, const uint32_t *perm)
+{
+	for (uint32_t i = 0; i < BENCH_BATCH; i++)
+		t->list[i] = held[perm[i]];
+	size_t done = 0;
+	int rc = lab_free_bulk(c->hz.zone, c->owner, t->list, BENCH_BATCH, &done);
+	if (__builtin_expect(rc != LAB_OK, 0))
+		bad_free(c->name, rc);
+}
+
 /* ---- the drivers, identical for every family ----------------------------------- */
 
 #define BENCH_FAMILY(F)                                                                    \
@@ -499,7 +511,10 @@ static inline void null_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 				if (may_stop && !(m & 1023) && tsc() >= dl)                            \
 					break;                                                         \
 			}                                                                          \
-			if (m == BENCH_BATCH) {                                                    \
+			if (m == BENCH_BATCH && c->bulk_free && order == 0) {                      \
+				full++;                                                                \
+				bulk_free_batch(c, t, held, perm);                                     \
+			} else if (m == BENCH_BATCH) {                                             \
 				full++;                                                                \
 				for (uint32_t i = 0; i < BENCH_BATCH; i++) {                           \
 					F##_free(c, t, held[perm[i]], order);                          \
@@ -711,6 +726,7 @@ static void tctx_init(struct tctx *t, int tid)
 	t->tid = tid;
 	t->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)tid << 32) ^ (uint64_t)time(NULL);
 	t->held = calloc(BENCH_BATCH, sizeof(uint64_t));
+	t->list = calloc(BENCH_BATCH, sizeof(uint64_t));
 	for (int k = 0; k < BENCH_PERMS; k++) {
 		uint32_t *p = malloc(BENCH_BATCH * sizeof(uint32_t));
 		for (uint32_t i = 0; i < BENCH_BATCH; i++)
@@ -721,7 +737,7 @@ static void tctx_init(struct tctx *t, int tid)
 		}
 		t->perm[k] = p;
 	}
-	if (!t->held)
+	if (!t->held || !t->list)
 		abort();
 }
 

@@ -44,6 +44,7 @@ struct tctx {
 	unsigned min_batches;  /* batch: full batches before the deadline counts */
 	uint64_t rng;          /* wyrand state                                  */
 	uint64_t *held;        /* BENCH_BATCH handles                           */
+	uint64_t *list;        /* BENCH_BATCH: a batch in free order (bulk free) */
 	uint32_t *perm[BENCH_PERMS];
 	unsigned perm_i;
 	unsigned toggle;       /* alternating owners                            */
@@ -101,6 +102,7 @@ struct cand {
 	uint32_t zone_flags;
 	bool no_touch, exclusive, half_colours; /* the hosted layer faults arenas in */
 	unsigned aflags;       /* LAB_NOWAIT / LAB_ATOMIC / | LAB_EXCLUSIVE      */
+	bool bulk_free;        /* one owner: batch frees through lab_free_bulk   */
 	lab_owner_t owner;     /* single-owner families                          */
 	uint64_t quota2;       /* scaling zones: owner 2's quota                 */
 	unsigned scrub_every;  /* deferred: lab_scrub(budget) every N frees      */

@@ -138,13 +138,14 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
 	uint32_t got[LAB_PCP_REFILL], want = p->pcp_batch < LAB_PCP_REFILL ? p->pcp_batch : LAB_PCP_REFILL;
 
-	/* The batch will most likely be G's current tail: fetch the frames'
-	 * records before taking the lock, so the lock is held for cache hits. */
-	uint32_t n = ld_relaxed(&p->n);
-	prefetch_tail_records(z, p, n, want);
+	/* The records of this batch, G's tail, were prefetched by the refill
+	 * before (below).  Prefetching them again before the lock, as this did
+	 * until the slots were scattered, cost 4 slot addresses and loads per
+	 * refill: without it a refill's p90 and p99 in a run of 64 Ki
+	 * allocations were 21 TSC cycles lower (three interleaved runs). */
 	lock_get(&p->lock, c->id, false);
 	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, want);
-	n = ld_relaxed(&p->n);
+	uint32_t n = ld_relaxed(&p->n);
 	lock_put(&p->lock);
 	/* If allocations go on, the next refills take G's new tail: prefetch
 	 * the records of the next one's frames (their slots were prefetched
