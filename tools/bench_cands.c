@@ -451,8 +451,7 @@ static void bulk_free_batch(struct cand *c, struct tctx *t, const uint64_t *held
 {
 	for (uint32_t i = 0; i < BENCH_BATCH; i++)
 		t->list[i] = held[perm[i]];
-	size_t done = 0;
-	int rc = lab_free_bulk(c->hz.zone, c->owner, t->list, BENCH_BATCH, &done);
+	int rc = lab_free_bulk(c->hz.zone, c->owner, t->list, BENCH_BATCH, NULL);
 	if (__builtin_expect(rc != LAB_OK, 0))
 		bad_free(c->name, rc);
 }

@@ -404,6 +404,14 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
  * read from DRAM ~240 ns here (bench micro-floor), so 8 frees cover it. */
 #define LAB_BULK_AHEAD 8
 
+/* Prefetch, for writing, the record of the frame at pfn if the zone has it
+ * (lab_free rejects the others). */
+static inline void prefetch_record(lab_zone_t *z, uint64_t pfn)
+{
+	if (pfn - z->base_pfn < z->nr_frames)
+		__builtin_prefetch(&z->rec[pfn - z->base_pfn], 1, 3);
+}
+
 int lab_free_bulk(lab_zone_t *z, lab_owner_t owner, const uint64_t *pfns, size_t n, size_t *done)
 {
 	if (done)
@@ -411,11 +419,10 @@ int lab_free_bulk(lab_zone_t *z, lab_owner_t owner, const uint64_t *pfns, size_t
 	if (!zone_ok(z) || (!pfns && n))
 		return LAB_EINVAL;
 	for (size_t i = 0; i < n && i < LAB_BULK_AHEAD; i++) /* bound: LAB_BULK_AHEAD */
-		if (pfns[i] - z->base_pfn < z->nr_frames)
-			__builtin_prefetch(&z->rec[pfns[i] - z->base_pfn], 1, 3);
+		prefetch_record(z, pfns[i]);
 	for (size_t i = 0; i < n; i++) { /* bound: n, the caller's */
-		if (i + LAB_BULK_AHEAD < n && pfns[i + LAB_BULK_AHEAD] - z->base_pfn < z->nr_frames)
-			__builtin_prefetch(&z->rec[pfns[i + LAB_BULK_AHEAD] - z->base_pfn], 1, 3);
+		if (i + LAB_BULK_AHEAD < n)
+			prefetch_record(z, pfns[i + LAB_BULK_AHEAD]);
 		int rc = lab_free(z, owner, pfns[i], 0);
 		if (rc != LAB_OK)
 			return rc;

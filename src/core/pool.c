@@ -453,10 +453,10 @@ void lab_pool_set_colours(const struct lab_zone *z, struct lab_pool *p, uint64_t
 void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t flags)
 {
 	struct lab_pool *p = pool_at(z, pool);
-	uint32_t C = z->nr_colours, nc = 0, n = 0;
+	uint32_t C = z->nr_colours, n = 0;
 
 	lab_pool_set_colours(z, p, mask);
-	nc = p->nr_col;
+	uint32_t nc = p->nr_col;
 	p->flags = flags;
 	for (unsigned k = 0; k <= LAB_MAX_ORDER; k++) {
 		uint64_t grp = 0;
