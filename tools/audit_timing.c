@@ -11,6 +11,9 @@
  * (x - mean)^2; the largest |t| is the run's figure.  Every run also measures
  * a same-state control (two zones in the same state): a run whose control
  * exceeds 4.5 is void (the machine, not the allocator) and is repeated.
+ * The four zones' memory is counterbalanced: each state is rebuilt in each
+ * zone in turn during a run (dudect_run), so no zone's memory can pose as a
+ * leak of the state it happens to hold.
  * Pass: |t| < 10 in all of at least 5 valid runs and < 4.5 in at least 3.
  *
  * Also here: tail latency (p99.99 <= 2 x p50 in every class state) and a
@@ -168,18 +171,40 @@ enum layout {
 	L_POW2P1,   /* 2^14 + 1 free frames                                */
 };
 
-static int build_state(struct state *s, const char *name, uint64_t mask, bool shared, enum layout lay,
-                       uint32_t zone_flags, uint64_t seed)
+/* Bring the zone in s to a layout: its owner(s) on `mask`, then every frame
+ * of the pool allocated and exactly the frames the layout wants freed.  A
+ * zone already built is first re-initialised in place, over the same
+ * metadata and frames, with a fresh seed: run_pair moves the class states
+ * between zones' memory this way (see there).  The audit never writes a
+ * frame, and scrubs write zeros, so the arena is still LAB_ZONE_ZEROED. */
+static int set_state(struct state *s, const char *name, uint64_t mask, bool shared, enum layout lay,
+                     uint32_t zone_flags, uint64_t seed)
 {
-	struct lab_hosted_opts o = {.bytes = (uint64_t)FRAMES * 4096, .nr_cpus = 2, .colours = 32,
-	                            .reserve_permille = LAB_HOSTED_NO_RESERVE, .zone_flags = zone_flags};
 	uint8_t sd[32];
 	for (int i = 0; i < 32; i++)
 		sd[i] = (uint8_t)(seed >> (i % 8 * 8)) ^ (uint8_t)(i * 37);
-	o.seed = sd;
-	o.seed_len = 32;
-	if (lab_hosted_zone_create(&o, &s->hz) != LAB_OK)
-		return -1;
+	if (!s->z) {
+		struct lab_hosted_opts o = {.bytes = (uint64_t)FRAMES * 4096, .nr_cpus = 2, .colours = 32,
+		                            .reserve_permille = LAB_HOSTED_NO_RESERVE, .zone_flags = zone_flags,
+		                            .seed = sd, .seed_len = 32};
+		if (lab_hosted_zone_create(&o, &s->hz) != LAB_OK)
+			return -1;
+	} else {
+		/* The configuration lab_hosted_zone_create built from the opts above. */
+		struct lab_zone_cfg cfg;
+		lab_zone_cfg_default(&cfg, s->hz.base_pfn, s->hz.nr_frames, s->hz.arena);
+		cfg.nr_colours = s->hz.colours;
+		cfg.nr_cpus = 2;
+		cfg.max_owners = 64;
+		cfg.reserve_permille = 0;
+		cfg.flags = zone_flags | LAB_ZONE_ZEROED;
+		cfg.seed = sd;
+		cfg.seed_len = 32;
+		lab_hosted_track(s->hz.zone, false);
+		if (lab_zone_init(&s->hz.zone, s->hz.meta, s->hz.meta_bytes, &cfg) != LAB_OK)
+			return -1;
+		lab_hosted_track(s->hz.zone, true);
+	}
 	s->z = s->hz.zone;
 	s->mask = mask;
 	snprintf(s->name, sizeof s->name, "%s", name);
@@ -237,6 +262,13 @@ static int build_state(struct state *s, const char *name, uint64_t mask, bool sh
 	return 0;
 }
 
+static int build_state(struct state *s, const char *name, uint64_t mask, bool shared, enum layout lay,
+                       uint32_t zone_flags, uint64_t seed)
+{
+	memset(s, 0, sizeof *s);
+	return set_state(s, name, mask, shared, lay, zone_flags, seed);
+}
+
 static void drop_state(struct state *s)
 {
 	lab_hosted_zone_destroy(&s->hz);
@@ -255,60 +287,6 @@ static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return (x > y) - (x < y);
-}
-
-/* Measure zones a and b (classes 0 and 1) `samples` times; c0/c1 are the
- * control pair (same state).  Interleaves the control with the test so both
- * see the same machine. */
-static void dudect_run(struct state *a, struct state *b, struct state *c0, struct state *c1,
-                       enum what w, uint32_t owner_b, uint64_t samples, uint64_t seed,
-                       struct run_result *res)
-{
-	static struct ttest test, ctrl;
-	memset(&test, 0, sizeof test);
-	memset(&ctrl, 0, sizeof ctrl);
-	uint32_t *lat[2];
-	uint64_t nl[2] = {0, 0};
-	lat[0] = malloc(samples * sizeof(uint32_t));
-	lat[1] = malloc(samples * sizeof(uint32_t));
-	uint64_t r = seed | 1;
-	for (uint64_t i = 0; i < samples; i++) {
-		uint64_t bits = xs64(&r);
-		int cls = (int)(bits & 1), ccls = (int)(bits >> 1 & 1);
-		for (int pass = 0; pass < 2; pass++) {
-			struct state *s = pass == 0 ? (cls ? b : a) : (ccls ? c1 : c0);
-			uint32_t owner = pass == 0 && cls ? owner_b : OWNER;
-			uint64_t pfn, t0, t1;
-			if (w == TIME_ALLOC) {
-				t0 = tsc_begin();
-				int rc = lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn);
-				t1 = tsc_end();
-				if (rc == LAB_OK)
-					lab_free(s->z, owner, pfn, 0);
-			} else {
-				if (lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn) != LAB_OK)
-					continue;
-				t0 = tsc_begin();
-				lab_free(s->z, owner, pfn, 0);
-				t1 = tsc_end();
-			}
-			double x = (double)(t1 - t0);
-			if (pass == 0) {
-				ttest_push(&test, cls, x);
-				lat[cls][nl[cls]++] = (uint32_t)(t1 - t0 > 0xffffffffu ? 0xffffffffu : t1 - t0);
-			} else {
-				ttest_push(&ctrl, ccls, x);
-			}
-		}
-	}
-	res->t = ttest_max(&test);
-	res->t_control = ttest_max(&ctrl);
-	for (int c = 0; c < 2; c++) {
-		qsort(lat[c], nl[c], sizeof(uint32_t), cmp_u32);
-		res->p50[c] = nl[c] ? lat[c][nl[c] / 2] : 0;
-		res->p9999[c] = nl[c] ? lat[c][(uint64_t)((double)(nl[c] - 1) * 0.9999)] : 0;
-		free(lat[c]);
-	}
 }
 
 /* ---- the class pairs ------------------------------------------------------------- */
@@ -341,6 +319,106 @@ static const struct pair pairs[] = {
 	 OWNER, 0, false},
 };
 
+/*
+ * One run: `samples` measurements of the classes a and b, interleaved with
+ * the same-state control c0/c1 so both see the same machine.
+ *
+ * The four states live in four zones, mem[0..3], and move between them: the
+ * run is cut into PHASES phases, and in phase k the state of role r (0 = a,
+ * 1 = b, 2 = c0, 3 = c1) is rebuilt, with a fresh seed, in mem[(r + k) % 4].
+ * Each role so spends the same number of measurements in each zone's memory.
+ * Without this, a zone's memory itself could pose as a leak: two zones in
+ * the same state, in one process, timed apart by 3 cycles a free (|t| 19,
+ * six times with the states swapped between them; zone X was the slower
+ * whichever state it held), and not at all in the next process.  The host
+ * decides what backs the guest's memory; the guest cannot see it.  A pair
+ * whose classes share a zone (one_zone) has two zones, test and control,
+ * which swap every phase.
+ */
+#define PHASES 16
+
+static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint64_t samples,
+                      uint64_t seed, struct run_result *res)
+{
+	static struct ttest test, ctrl;
+	memset(&test, 0, sizeof test);
+	memset(&ctrl, 0, sizeof ctrl);
+	uint32_t *lat[2];
+	uint64_t nl[2] = {0, 0};
+	lat[0] = malloc(samples * sizeof(uint32_t));
+	lat[1] = malloc(samples * sizeof(uint32_t));
+	uint64_t r = seed | 1;
+	unsigned nmem = p->one_zone ? 2 : 4;
+	struct state *a = NULL, *b = NULL, *c0 = NULL, *c1 = NULL;
+	for (uint64_t i = 0; i < samples; i++) {
+		if (i % (samples / PHASES + 1) == 0) {
+			unsigned k = (unsigned)(i / (samples / PHASES + 1));
+			for (unsigned role = 0; role < nmem; role++) {
+				struct state *s = &mem[(role + k) % nmem];
+				bool is_b = !p->one_zone && role == 1;
+				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
+				              is_b ? p->lb : p->la, p->zone_flags, seed + 16 * k + role)) {
+					free(lat[0]);
+					free(lat[1]);
+					return -1;
+				}
+				if (p->one_zone) {
+					if (role == 0)
+						a = b = s;
+					else
+						c0 = c1 = s;
+				} else {
+					*(role == 0 ? &a : role == 1 ? &b : role == 2 ? &c0 : &c1) = s;
+				}
+			}
+			/* Untimed calls, round robin, so no zone starts the phase
+			 * warmer for having been rebuilt last. */
+			for (unsigned j = 0; j < 4096 * nmem; j++) {
+				struct state *s = &mem[j % nmem];
+				uint64_t pfn;
+				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) == LAB_OK)
+					lab_free(s->z, OWNER, pfn, 0);
+			}
+		}
+		uint64_t bits = xs64(&r);
+		int cls = (int)(bits & 1), ccls = (int)(bits >> 1 & 1);
+		for (int pass = 0; pass < 2; pass++) {
+			struct state *s = pass == 0 ? (cls ? b : a) : (ccls ? c1 : c0);
+			uint32_t owner = pass == 0 && cls ? p->owner_b : OWNER;
+			uint64_t pfn, t0, t1;
+			if (w == TIME_ALLOC) {
+				t0 = tsc_begin();
+				int rc = lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn);
+				t1 = tsc_end();
+				if (rc == LAB_OK)
+					lab_free(s->z, owner, pfn, 0);
+			} else {
+				if (lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn) != LAB_OK)
+					continue;
+				t0 = tsc_begin();
+				lab_free(s->z, owner, pfn, 0);
+				t1 = tsc_end();
+			}
+			double x = (double)(t1 - t0);
+			if (pass == 0) {
+				ttest_push(&test, cls, x);
+				lat[cls][nl[cls]++] = (uint32_t)(t1 - t0 > 0xffffffffu ? 0xffffffffu : t1 - t0);
+			} else {
+				ttest_push(&ctrl, ccls, x);
+			}
+		}
+	}
+	res->t = ttest_max(&test);
+	res->t_control = ttest_max(&ctrl);
+	for (int c = 0; c < 2; c++) {
+		qsort(lat[c], nl[c], sizeof(uint32_t), cmp_u32);
+		res->p50[c] = nl[c] ? lat[c][nl[c] / 2] : 0;
+		res->p9999[c] = nl[c] ? lat[c][(uint64_t)((double)(nl[c] - 1) * 0.9999)] : 0;
+		free(lat[c]);
+	}
+	return 0;
+}
+
 static void pin_to_cpu(int cpu)
 {
 	cpu_set_t set;
@@ -351,25 +429,27 @@ static void pin_to_cpu(int cpu)
 
 static int run_pair(const struct pair *p, enum what w, const struct audit_opts *o)
 {
-	struct state a, b, c0, c1;
+	struct state mem[4];
+	unsigned nmem = p->one_zone ? 2 : 4;
 	uint64_t seed = o->seeded ? o->seed : (uint64_t)time(NULL);
-	if (build_state(&a, p->na, p->mask_a, p->shared, p->la, p->zone_flags, seed) ||
-	    (!p->one_zone && build_state(&b, p->nb, p->mask_b, p->shared, p->lb, p->zone_flags, seed + 1)) ||
-	    build_state(&c0, p->na, p->mask_a, p->shared, p->la, p->zone_flags, seed + 2) ||
-	    (!p->one_zone && build_state(&c1, p->na, p->mask_a, p->shared, p->la, p->zone_flags, seed + 3))) {
-		return audit_line("P3", false, p->what, "could not build the states");
-	}
-	if (p->one_zone) {
-		b = a;
-		c1 = c0;
-	}
+	memset(mem, 0, sizeof mem);
+	for (unsigned m = 0; m < nmem; m++)
+		if (set_state(&mem[m], p->na, p->mask_a, p->shared, p->la, p->zone_flags, seed + m)) {
+			for (unsigned k = 0; k < m; k++)
+				drop_state(&mem[k]);
+			return audit_line("P3", false, p->what, "could not build the states");
+		}
 	unsigned valid = 0, below45 = 0, below10 = 0, voided = 0, attempts = 0, tail_runs = 0;
 	double worst = 0, tail_ratio = 0;
 	char figs[256] = "";
 	while (valid < o->timing_runs && attempts < o->timing_runs * 4) {
 		struct run_result res;
 		attempts++;
-		dudect_run(&a, &b, &c0, &c1, w, p->owner_b, o->timing_samples, seed + 100 * attempts, &res);
+		if (dudect_run(p, mem, w, o->timing_samples, seed + 100 * attempts, &res)) {
+			for (unsigned m = 0; m < nmem; m++)
+				drop_state(&mem[m]);
+			return audit_line("P3", false, p->what, "could not rebuild the states");
+		}
 		/* The tail does not need the t-test's control: every run counts. */
 		for (int c = 0; c < 2; c++)
 			if (res.p50[c] > 0) {
@@ -407,12 +487,8 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 		else /* nothing measured cannot pass */
 			failed += audit_line("P2", false, what, "no measurement");
 	}
-	drop_state(&a);
-	drop_state(&c0);
-	if (!p->one_zone) {
-		drop_state(&b);
-		drop_state(&c1);
-	}
+	for (unsigned m = 0; m < nmem; m++)
+		drop_state(&mem[m]);
 	return failed;
 }
 
