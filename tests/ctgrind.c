@@ -29,7 +29,7 @@
 
 static void make_secret(lab_zone_t *z, bool fill_secret)
 {
-	VALGRIND_MAKE_MEM_UNDEFINED((void *)z->rec, 4 * z->nr_frames);
+	VALGRIND_MAKE_MEM_UNDEFINED((void *)z->rec, 64ul * z->rec_lines);
 	VALGRIND_MAKE_MEM_UNDEFINED((void *)z->gstore, 4ul * z->nr_colours * z->slice);
 	struct lab_cpu *cpu = cpu_at(z, lab_plat_cpu());
 	for (uint32_t p = 0; p < z->nr_pools; p++) {

@@ -6,7 +6,9 @@
  * the pool's own colour slices, keeps slots 2k and 2k + 1 adjacent (locate()
  * and the exchange rely on it), and spreads the first slots over distinct
  * 64-byte lines, which is what keeps a nearly full pool's footprint as wide
- * as a nearly empty one's.
+ * as a nearly empty one's.  And the frame table (rix): frame -> record is
+ * one-to-one, a record line holds frames of one colour only, and a
+ * contiguous run of frames spreads over as many lines as a scattered set.
  */
 #include "harness.h"
 #include "internal.h"
@@ -88,4 +90,103 @@ TEST(layout_pool_slots_scattered_one_to_one)
 		EXPECT_EQ(lab_check(t.z), LAB_OK);
 		tz_free(&t);
 	}
+}
+
+/* The frame table of a zone: one-to-one onto its records, one colour a line,
+ * and any run of L consecutive frames on L distinct lines. */
+static void check_records(struct lab_zone *z, const char *what)
+{
+	uint64_t L = z->rec_lines, nrec = 16 * L, N = z->nr_frames;
+	uint8_t *seen = calloc(nrec, 1);
+	int16_t *line_colour = malloc(L * sizeof(int16_t));
+	ASSERT_TRUE(seen && line_colour);
+	for (uint64_t l = 0; l < L; l++)
+		line_colour[l] = -1;
+	uint64_t bad_range = 0, dup = 0, mixed = 0;
+	for (uint64_t f = 0; f < N; f++) {
+		uint64_t i = rix(z, (uint32_t)f);
+		if (i >= nrec) {
+			bad_range++;
+			continue;
+		}
+		dup += seen[i]++ != 0;
+		int16_t c = (int16_t)frame_colour(z, (uint32_t)f);
+		if (line_colour[i / 16] >= 0 && line_colour[i / 16] != c)
+			mixed++;
+		line_colour[i / 16] = c;
+	}
+	/* Runs of L consecutive frames, at a few starts, each on L lines. */
+	uint64_t short_runs = 0;
+	uint8_t *hit = calloc(L, 1);
+	ASSERT_TRUE(hit != NULL);
+	for (uint64_t start = 0; start + L <= N; start += L / 3 + 1) {
+		uint64_t distinct = 0;
+		memset(hit, 0, L);
+		for (uint64_t f = start; f < start + L; f++)
+			distinct += !hit[rix(z, (uint32_t)f) / 16]++;
+		short_runs += distinct != L;
+	}
+	free(hit);
+	free(seen);
+	free(line_colour);
+	char m[400];
+	snprintf(m, sizeof m, "%s: %llu records out of the table, %llu twice, %llu mixed-colour lines, %llu runs "
+	         "of L frames on fewer than L lines", what, (unsigned long long)bad_range, (unsigned long long)dup,
+	         (unsigned long long)mixed, (unsigned long long)short_runs);
+	if (bad_range | dup | mixed | short_runs)
+		harness_fail(__FILE__, __LINE__, m);
+}
+
+TEST(layout_frame_table_transposed)
+{
+	static const struct {
+		uint64_t frames;
+		unsigned colours;
+	} zones[] = {{1u << 16, 32}, {1001, 32}, {4096 + 37, 8}, {300, 64}, {50, 4}, {7, 1}, {16, 1},
+	             {(1u << 14) + 2, 1}, {(1u << 18) + 5, 16}};
+	for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
+		struct tzone t = tz_make(zones[zi].frames, zones[zi].colours, 2, LAB_ZONE_ZEROED, (uint8_t)zi);
+		char what[120];
+		snprintf(what, sizeof what, "%llu frames, %u colours", (unsigned long long)zones[zi].frames,
+		         zones[zi].colours);
+		check_records(t.z, what);
+		/* Whatever the layout, the library itself agrees with it. */
+		uint64_t all = zones[zi].colours == 64 ? ~0ull : (1ull << zones[zi].colours) - 1;
+		tz_owner(&t, 1, all, 0, false);
+		EXPECT_EQ(lab_check(t.z), LAB_OK);
+		tz_free(&t);
+	}
+}
+
+/* rix's f / L by multiplication is exact for every 32-bit frame number and
+ * every L a zone can have (up to 2^28 + 64 lines): checked against division
+ * at both sides of each multiple of L near the ends of the range and at
+ * random frames. */
+TEST(layout_frame_table_division_exact)
+{
+	static const uint32_t Ls[] = {2, 3, 32, 96, 1000, 4160, 65536, 65537 * 64, (1u << 28) + 64, 268435455};
+	struct lab_zone z;
+	uint64_t bad = 0, x = 0x9e3779b97f4a7c15ull;
+	for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++) {
+		memset(&z, 0, sizeof z);
+		z.rec_lines = Ls[li];
+		z.rec_magic = UINT64_MAX / Ls[li] + 1;
+		uint64_t top = 16ull * Ls[li] < (1ull << 32) ? 16ull * Ls[li] : (1ull << 32);
+		for (int k = 0; k < 200000; k++) {
+			uint64_t f;
+			if (k < 64) /* around the multiples of L at the top */
+				f = top - 1 - (uint64_t)(k / 2) * Ls[li] - (k & 1);
+			else if (k < 128)
+				f = (uint64_t)((k - 64) / 2) * Ls[li] + (k & 1) - ((k & 1) ? 0 : 1);
+			else {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				f = x % top;
+			}
+			if (f >= top)
+				continue;
+			uint32_t want = (uint32_t)((f % Ls[li]) * 16 + f / Ls[li]);
+			bad += rix(&z, (uint32_t)f) != want;
+		}
+	}
+	EXPECT_EQ(bad, 0);
 }

@@ -33,13 +33,13 @@ static void mark_entry(struct lab_zone *z, struct walk *w, uint32_t f, uint32_t 
 		bad(w, "labyrinth check: cache entry outside the zone");
 		return;
 	}
-	uint32_t v = ld_relaxed(&z->rec[f]);
+	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
 	if (rec_inpool(v) || !rec_valid(z, f, v) || rec_state(v) != want_state ||
 	    (id_or_any != LAB_NONE && rec_id(v) != id_or_any)) {
 		bad(w, "labyrinth check: cache entry is not a cached frame (or is cached twice)");
 		return;
 	}
-	st_relaxed(&z->rec[f], rec_make(z, f, ST_BUSY, mark_kind, rec_id(v)));
+	st_relaxed(&z->rec[rix(z, f)], rec_make(z, f, ST_BUSY, mark_kind, rec_id(v)));
 	if (mark_kind == MARK_PCP)
 		w->cached++;
 	else
@@ -78,7 +78,7 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 
 static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 {
-	uint32_t v = ld_relaxed(&z->rec[f]);
+	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
 	int8_t pi = ld_relaxed(&z->pool_of_colour[frame_colour(z, f)]);
 
 	if (rec_inpool(v)) {
@@ -112,7 +112,7 @@ static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 			uint32_t c = frame_colour(z, f + i);
 			if (!(o->colours >> c & 1) || ld_relaxed(&z->pool_of_colour[c]) != (int8_t)o->pool)
 				bad(w, "labyrinth check: frame outside its owner's colours");
-			if (i && ld_relaxed(&z->rec[f + i]) != rec_make(z, f + i, ST_TAIL, order, id))
+			if (i && ld_relaxed(&z->rec[rix(z, f + i)]) != rec_make(z, f + i, ST_TAIL, order, id))
 				bad(w, "labyrinth check: block tail does not match its head");
 		}
 		w->alloc_frames += K;
@@ -131,7 +131,7 @@ static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 	case ST_BUSY:
 		if (order == MARK_PCP || order == MARK_DIRTY) {
 			/* Restore what walk_caches marked. */
-			st_relaxed(&z->rec[f], rec_make(z, f, order == MARK_PCP ? ST_PCP : ST_DIRTY, 0, id));
+			st_relaxed(&z->rec[rix(z, f)], rec_make(z, f, order == MARK_PCP ? ST_PCP : ST_DIRTY, 0, id));
 			return;
 		}
 		bad(w, "labyrinth check: frame locked with no CPU inside the zone");
@@ -173,7 +173,7 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 			for (uint32_t j = 0; j < n; j++) { /* every slot names a frame of this pool */
 				uint32_t f = ld_relaxed(gslot(z, p, j));
 				if (f >= z->nr_frames || !(p->mask >> frame_colour(z, f) & 1) ||
-				    lab_pool_slot_of(z, q, f, ld_relaxed(&z->rec[f])) != j)
+				    lab_pool_slot_of(z, q, f, ld_relaxed(&z->rec[rix(z, f)])) != j)
 					bad(w, "labyrinth check: pool slot names a frame that is not there");
 			}
 		}
@@ -196,7 +196,7 @@ static void check_held(struct lab_zone *z, struct walk *w, uint32_t lo)
 {
 	uint64_t acc[HELD_CHUNK] = {0};
 	for (uint64_t i = 0; i < z->nr_frames; i++) {
-		uint32_t v = ld_relaxed(&z->rec[i]);
+		uint32_t v = ld_relaxed(&z->rec[rix(z, i)]);
 		if (!rec_inpool(v) && rec_state(v) == ST_ALLOC && rec_id(v) - lo < HELD_CHUNK)
 			acc[rec_id(v) - lo] += 1ull << rec_a(v);
 	}
@@ -236,7 +236,7 @@ int lab_check(lab_zone_t *z)
 
 static bool frame_free(const struct lab_zone *z, uint32_t f)
 {
-	uint32_t v = ld_relaxed(&z->rec[f]);
+	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
 	return rec_inpool(v) || rec_state(v) == ST_PCP;
 }
 
@@ -249,7 +249,7 @@ int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 	st->nr_colours = z->nr_colours;
 	st->nr_cpus = z->nr_cpus;
 	for (uint64_t i = 0; i < z->nr_frames; i++) {
-		uint32_t f = (uint32_t)i, v = ld_relaxed(&z->rec[f]);
+		uint32_t f = (uint32_t)i, v = ld_relaxed(&z->rec[rix(z, f)]);
 		if (rec_inpool(v) || rec_state(v) == ST_PCP) {
 			st->nr_free++;
 			st->free_by_colour[frame_colour(z, f)]++;
@@ -328,7 +328,7 @@ int lab_frame_owner(const lab_zone_t *z, uint64_t pfn, lab_owner_t *owner, unsig
 		return LAB_EINVAL;
 	if (pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
 		return LAB_ERANGE;
-	uint32_t f = (uint32_t)(pfn - z->base_pfn), v = ld_acquire(&z->rec[f]);
+	uint32_t f = (uint32_t)(pfn - z->base_pfn), v = ld_acquire(&z->rec[rix(z, f)]);
 	*owner = 0;
 	if (!rec_inpool(v) && (rec_state(v) == ST_ALLOC || rec_state(v) == ST_TAIL)) {
 		*owner = rec_id(v);

@@ -326,13 +326,15 @@ struct lab_zone {
 	uint32_t nr_pools; /* pool slots = nr_colours */
 	uint32_t slice;    /* G slots per colour (even)                          */
 	uint32_t slice_lg; /* log2 of the lines a slice's rows are spread over   */
+	uint32_t rec_lines; /* L: lines of 16 records the frame table spreads over */
+	uint64_t rec_magic; /* floor((2^64 - 1) / L) + 1: frame -> line (rix)     */
 	uint32_t reserve_permille;
 	uint64_t base_pfn;
 	uint64_t nr_frames;
 	uint8_t *dmap;
 	size_t cpu_stride;
 	uint8_t *cpu_base;
-	lab_a32 *rec;      /* nr_frames records                                    */
+	lab_a32 *rec;      /* 16 * rec_lines records, frame f's at rix(z, f)     */
 	lab_a32 *gstore;   /* nr_colours * slice slots                             */
 	struct lab_owner *owners; /* [max_owners + 1] */
 	struct lab_pool *pools;   /* [nr_pools]       */
@@ -413,6 +415,26 @@ static inline lab_a64 *cpu_held(const struct lab_zone *z, struct lab_cpu *c)
 static inline uint32_t frame_colour(const struct lab_zone *z, uint32_t frame)
 {
 	return (uint32_t)((z->base_pfn + frame) & (z->nr_colours - 1));
+}
+
+/*
+ * Where frame f's record is (P3, P6): the frame table is transposed over L =
+ * rec_lines lines of 16 records, frame f at line f mod L, place f / L.  So
+ * any run of frames, a contiguous one as much as a scattered one, has its
+ * records on min(run, L) distinct lines spread over the whole table: which
+ * frames are free (all at the end, one run, a checkerboard) does not decide
+ * how many lines a free's record traffic spans, the audit's C2 and C3 (at
+ * 10^6 measurements, free |t| 13-24 -> 1-5 in a prototype).  L is a multiple
+ * of nr_colours, so the 16 frames of a line are of one colour, one pool:
+ * owners whose colours differ never share a record line, and one owner's
+ * frees do not move a line another owner's frees need.  The price: a block
+ * of 2^k frames has its records on 2^k lines, not 2^k / 16.
+ */
+static inline uint32_t rix(const struct lab_zone *z, uint32_t f)
+{
+	uint32_t q = (uint32_t)mulhi_64x32(z->rec_magic, f); /* f / L, exact for 32-bit f */
+	/* 16 (f - qL) + q = 16f - q(16L - 1): one multiply after the first. */
+	return (f << 4) - q * (z->rec_lines * 16 - 1);
 }
 
 /*

@@ -4,9 +4,11 @@
  * Layout of the caller's metadata (each part 64-byte aligned):
  *   struct lab_zone | owners[max_owners+1] | pools[nr_colours] |
  *   per-CPU blocks[nr_cpus] (struct lab_cpu, pcps, held counters) |
- *   records[nr_frames] (4 B) | pool slots[nr_colours * slice] (4 B)
- * slice = ceil(nr_frames / nr_colours) rounded up to even, so the per-frame
- * cost is 8 bytes (plus < 8 * nr_colours bytes of padding in all).  A pool's
+ *   records[16 * rec_lines] (4 B) | pool slots[nr_colours * slice] (4 B)
+ * slice = ceil(nr_frames / nr_colours) rounded up to even, rec_lines =
+ * ceil(nr_frames / 16) rounded up to a multiple of nr_colours (at least 2),
+ * so the per-frame cost is 8 bytes (plus < 72 * nr_colours + 128 bytes of
+ * padding in all).  Frame f's record is at rix(z, f) (internal.h).  A pool's
  * slots are scattered over its colours' slices (gslot in internal.h).
  * lab_zone_init validates everything and gathers entropy before writing a
  * byte: a refused init leaves the buffer untouched (P7).
@@ -16,7 +18,7 @@
 #define ALIGN64(x) (((x) + 63u) & ~(uint64_t)63u)
 
 struct layout {
-	uint64_t owners, pools, cpus, cpu_stride, rec, gstore, total, slice;
+	uint64_t owners, pools, cpus, cpu_stride, rec, gstore, total, slice, rec_lines;
 };
 
 static bool is_pow2(uint32_t x)
@@ -71,8 +73,11 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	l->cpus = l->pools + ALIGN64(C * sizeof(struct lab_pool));
 	l->cpu_stride = ALIGN64(sizeof(struct lab_cpu) + C * sizeof(struct lab_pcp) +
 	                        (cfg->max_owners + 1ull) * sizeof(lab_a64));
+	l->rec_lines = ((N + 15) / 16 + C - 1) / C * C;
+	if (l->rec_lines < 2)
+		l->rec_lines = 2; /* rix's magic needs a divisor >= 2 */
 	l->rec = l->cpus + cfg->nr_cpus * l->cpu_stride;
-	l->gstore = l->rec + ALIGN64(N * 4);
+	l->gstore = l->rec + l->rec_lines * 64;
 	l->total = l->gstore + ALIGN64(C * l->slice * 4);
 	if (l->total > SIZE_MAX)
 		return LAB_EGEOMETRY;
@@ -210,6 +215,8 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->slice_lg = 0;
 	while ((32ull << z->slice_lg) <= l.slice)
 		z->slice_lg++;
+	z->rec_lines = (uint32_t)l.rec_lines;
+	z->rec_magic = UINT64_MAX / l.rec_lines + 1;
 	z->reserve_permille = cfg->reserve_permille;
 	z->base_pfn = cfg->base_pfn;
 	z->nr_frames = cfg->nr_frames;
@@ -235,8 +242,11 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 		st_relaxed(&z->pool_of_colour[c], (int8_t)-1);
 
 	bool dirty = !(cfg->flags & (LAB_ZONE_ZEROED | LAB_ZONE_NO_SCRUB));
-	for (uint64_t f = 0; f < z->nr_frames; f++)
-		st_relaxed(&z->rec[f], rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0));
+	/* In storage order: the frame of record i is (i mod 16) L + i / 16. */
+	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) {
+		uint64_t f = (i & 15) * z->rec_lines + (i >> 4);
+		st_relaxed(&z->rec[i], f < z->nr_frames ? rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0) : 0);
+	}
 	st_relaxed(&z->nr_dirty_scan, dirty ? z->nr_frames : 0);
 	memset(base + l.gstore, 0, (size_t)(l.total - l.gstore));
 	z->magic = LAB_ZONE_MAGIC;
@@ -257,7 +267,7 @@ int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
 	lock_get(&z->cfg_lock, c.id, false);
 	int rc = LAB_OK;
 	for (uint64_t i = 0; i < nr; i++) { /* validate first, then commit */
-		uint32_t v = ld_relaxed(&z->rec[first + i]);
+		uint32_t v = ld_relaxed(&z->rec[rix(z, first + i)]);
 		if (rec_inpool(v) || rec_state(v) != ST_UNASSIGNED) {
 			rc = LAB_EBUSY;
 			break;
@@ -266,9 +276,9 @@ int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
 	if (rc == LAB_OK) {
 		for (uint64_t i = 0; i < nr; i++) {
 			uint32_t f = first + (uint32_t)i;
-			if (rec_a(ld_relaxed(&z->rec[f])) & 1)
+			if (rec_a(ld_relaxed(&z->rec[rix(z, f)])) & 1)
 				atomic_fetch_sub_explicit(&z->nr_dirty_scan, 1, memory_order_relaxed);
-			st_release(&z->rec[f], rec_make(z, f, ST_RESERVED, 0, 0));
+			st_release(&z->rec[rix(z, f)], rec_make(z, f, ST_RESERVED, 0, 0));
 		}
 	}
 	lock_put(&z->cfg_lock);
