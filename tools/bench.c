@@ -44,7 +44,8 @@ static const char help[] =
 	"pays it per shared line.\n"
 	"\n"
 	"Workloads (order 0 and a 1 GiB zone unless stated): immediate (alloc then\n"
-	"free), batch (64 Ki allocations, then frees in random order), cross-CPU\n"
+	"free), batch (64 Ki allocations, then frees in random order; same-owner\n"
+	"also with each batch freed by one lab_free_bulk call), cross-CPU\n"
 	"(one CPU allocates, the other frees), 1 thread up to one per CPU; orders\n"
 	"0, 3, 9, 10; latency of each call alone (serialized TSC: p50, p99, p99.9,\n"
 	"p99.99, max; the timer's own cost is shown); zone sizes (ns per pair,\n"
@@ -867,6 +868,12 @@ static void targets(void)
 		target(nm, ratio(b, pairs_s(same, wls[w], 2, 0, "mpairs_per_s"), pairs_s(same, wls[w], 1, 0, "mpairs_per_s")),
 		       1.7, false, false, nthr < 2 ? "one CPU only" : NULL);
 	}
+	context("  context: same-owner batch freed with lab_free_bulk, 2 threads / 1 thread",
+	        ratio("C same-owner batch-bulk 2T / 1T", pairs_s(same, "batch-bulk", 2, 0, "mpairs_per_s"),
+	              pairs_s(same, "batch-bulk", 1, 0, "mpairs_per_s")));
+	context("  context: same-owner batch, 2 threads, lab_free_bulk / one lab_free a frame (throughput)",
+	        ratio("C same-owner batch 2T bulk / per-call", pairs_s(same, "batch-bulk", 2, 0, "mpairs_per_s"),
+	              pairs_s(same, "batch", 2, 0, "mpairs_per_s")));
 	for (int w = 0; w < 2; w++) {
 		snprintf(nm, sizeof nm, "  context: per-CPU bags (no sharing at all) %s 2T / 1T: the machine's ceiling", wls[w]);
 		snprintf(b, sizeof b, "C per-CPU %s 2T / 1T", wls[w]);
@@ -1346,6 +1353,15 @@ int cmd_bench(int argc, char **argv)
 						continue;
 					progress("%s %s %u thread%s", c->name, wname[w], t, t > 1 ? "s" : "");
 					measure_pairs(c, "pairs", wname[w], w ? RUN_BATCH : RUN_IMM, t, 0, BENCH_ZONE, r);
+					if (w && !strcmp(c->name, "lab same-owner")) {
+						/* The same batches, each freed with one lab_free_bulk
+						 * call: how far a caller that names its frees ahead
+						 * gets on more CPUs (a context line, no target). */
+						progress("%s batch, lab_free_bulk, %u thread%s", c->name, t, t > 1 ? "s" : "");
+						c->bulk_free = true;
+						measure_pairs(c, "pairs", "batch-bulk", RUN_BATCH, t, 0, BENCH_ZONE, r);
+						c->bulk_free = false;
+					}
 				}
 		}
 		if (nthr >= 2) {
