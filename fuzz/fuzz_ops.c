@@ -320,7 +320,7 @@ static const char *const lst_name[] = {"in pool array", "cached (pcp)", "allocat
 
 static int lst(uint32_t f, uint32_t *id, uint32_t *a)
 {
-	uint32_t v = ld_relaxed(&M.Z->rec[rix(M.Z, f)]);
+	uint32_t v = ld_relaxed(rec_at(M.Z, f));
 	*id = *a = 0;
 	if (rec_inpool(v))
 		return L_INPOOL;

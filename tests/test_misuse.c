@@ -579,7 +579,7 @@ static uint32_t frame_of(const struct tzone *t, uint64_t pfn)
  * check value as it was. */
 static void rec_poke(const struct tzone *t, uint64_t pfn, unsigned shift, uint32_t mask, uint32_t val)
 {
-	lab_a32 *r = &t->z->rec[rix(t->z, frame_of(t, pfn))];
+	lab_a32 *r = rec_at(t->z, frame_of(t, pfn));
 	uint32_t v = ld_relaxed(r);
 	st_relaxed(r, (v & ~(mask << shift)) | ((val & mask) << shift));
 }
@@ -627,7 +627,7 @@ static void die_block_tail(void *arg)
 	/* A well-formed tail record, but of owner 2: the block is no longer one
 	 * owner's, whatever each record says on its own. */
 	uint32_t f = frame_of(&t, p) + 2;
-	st_relaxed(&t.z->rec[rix(t.z, f)], rec_make(t.z, f, ST_TAIL, 2, 2));
+	st_relaxed(rec_at(t.z, f), rec_make(t.z, f, ST_TAIL, 2, 2));
 	lab_free(t.z, 1, p, 2);
 }
 
@@ -695,7 +695,7 @@ static void die_record_on_remove(void *arg)
 	(void)arg;
 	if (!death_zone(&t, 38) || lab_alloc(t.z, 1, 0, LAB_NOWAIT, &p) != LAB_OK)
 		return;
-	rec_poke(&t, p, 0, 0xfffu, (ld_relaxed(&t.z->rec[rix(t.z, frame_of(&t, p))]) + 1) & 0xfffu);
+	rec_poke(&t, p, 0, 0xfffu, (ld_relaxed(rec_at(t.z, frame_of(&t, p))) + 1) & 0xfffu);
 	for (int i = 0; i < 10000 && lab_owner_remove(t.z, 1, 1024) == LAB_EAGAIN; i++)
 		;
 }
@@ -774,8 +774,8 @@ TEST(nested_claim_never_waits)
 	ASSERT_EQ(lab_stats(z, &st0), LAB_OK);
 	uint64_t free0 = st0.nr_free;
 	uint32_t y = ld_relaxed(gslot(z, p, n - 1));
-	uint32_t saved = ld_relaxed(&z->rec[rix(z, y)]);
-	st_relaxed(&z->rec[rix(z, y)], rec_make(z, y, ST_BUSY, 0, me & 0xfffu));
+	uint32_t saved = ld_relaxed(rec_at(z, y));
+	st_relaxed(rec_at(z, y), rec_make(z, y, ST_BUSY, 0, me & 0xfffu));
 	st_relaxed(&cpu_at(z, me)->busy, 1);
 
 	signal(SIGALRM, on_nested_hang);
@@ -796,7 +796,7 @@ TEST(nested_claim_never_waits)
 
 	/* The interrupted code resumes: it puts y back and leaves. */
 	st_relaxed(&cpu_at(z, me)->busy, 0);
-	st_relaxed(&z->rec[rix(z, y)], saved);
+	st_relaxed(rec_at(z, y), saved);
 	EXPECT_EQ(other, 0);
 	EXPECT_TRUE(frag > 0); /* most claims needed the locked tail */
 	EXPECT_EQ(lab_check(z), LAB_OK);

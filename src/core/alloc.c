@@ -69,8 +69,8 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	st_relaxed(&pcp->count, count - 1);
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
-	__builtin_prefetch(&z->rec[rix(z, lab_public(ld_relaxed(&pcp->ring[pcp->head])))], 1, 3);
-	if (lab_unlikely(lab_public(ld_relaxed(&z->rec[rix(z, x)]) != rec_make(z, x, ST_PCP, 0, pool))))
+	__builtin_prefetch(rec_at(z, lab_public(ld_relaxed(&pcp->ring[pcp->head]))), 1, 3);
+	if (lab_unlikely(lab_public(ld_relaxed(rec_at(z, x)) != rec_make(z, x, ST_PCP, 0, pool))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
 	return LAB_OK;
@@ -247,18 +247,18 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		if ((flags & LAB_ZERO) && !(p->flags & POOL_ZEROED))
 			lab_plat_zero_frames(frame_va(z, f), K);
 		for (uint32_t i = 1; i < K; i++)
-			st_relaxed(&z->rec[rix(z, f + i)], rec_make(z, f + i, ST_TAIL, order, owner));
+			st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_TAIL, order, owner));
 		uint32_t head = rec_make(z, f, ST_ALLOC, order, owner);
-		st_release(&z->rec[rix(z, f)], head);
+		st_release(rec_at(z, f), head);
 		/* Owner removal stores DYING, then makes every CPU run a barrier
 		 * (lab_plat_sync_cpus), then scans records: either it sees this
 		 * record, or we see DYING here and give the block back. */
 		atomic_signal_fence(memory_order_seq_cst);
 		if (lab_unlikely(ld_relaxed(&o->state) != OWNER_ACTIVE)) {
 			uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
-			if (atomic_compare_exchange_strong(&z->rec[rix(z, f)], &head, busy)) {
+			if (atomic_compare_exchange_strong(rec_at(z, f), &head, busy)) {
 				for (uint32_t i = 1; i < K; i++)
-					st_relaxed(&z->rec[rix(z, f + i)], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
+					st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 				give_back(&c, pool, f, K);
 				rc = LAB_ENOOWNER;
 			} else {
@@ -341,8 +341,8 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 			 * put the records back, nothing changed. */
 			lab_ctx_rng_put(c, took);
 			for (uint32_t i = 1; i < K; i++)
-				st_relaxed(&z->rec[rix(z, f + i)], rec_make(z, f + i, ST_TAIL, rec_a(head), owner));
-			st_release(&z->rec[rix(z, f)], head);
+				st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_TAIL, rec_a(head), owner));
+			st_release(rec_at(z, f), head);
 			return LAB_EBUSY;
 		}
 	}
@@ -373,7 +373,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 
 	/* The state of the frame the caller names is the caller's to know:
 	 * its own block, or a refusal code. */
-	lab_a32 *rf = &z->rec[rix(z, f)];
+	lab_a32 *rf = rec_at(z, f);
 	uint32_t v = lab_public(ld_acquire(rf));
 	int rc = classify(z, f, v, owner, order);
 	if (rc != LAB_OK)
@@ -392,9 +392,9 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	 * a tail that disagrees is corrupt, not a race. */
 	for (uint32_t i = 1; i < K; i++) { /* bound K */
 		uint32_t want = rec_make(z, f + i, ST_TAIL, order, owner);
-		if (lab_public(ld_relaxed(&z->rec[rix(z, f + i)]) != want))
+		if (lab_public(ld_relaxed(rec_at(z, f + i)) != want))
 			lab_plat_panic("labyrinth: corrupt block tail");
-		st_relaxed(&z->rec[rix(z, f + i)], rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
+		st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 	}
 	rc = free_commit(&c, o, owner, o->pool, f, K, v);
 	lab_ctx_exit(&c);
@@ -410,7 +410,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 static inline void prefetch_record(lab_zone_t *z, uint64_t pfn)
 {
 	if (pfn - z->base_pfn < z->nr_frames)
-		__builtin_prefetch(&z->rec[rix(z, pfn - z->base_pfn)], 1, 3);
+		__builtin_prefetch(rec_at(z, pfn - z->base_pfn), 1, 3);
 }
 
 int lab_free_bulk(lab_zone_t *z, lab_owner_t owner, const uint64_t *pfns, size_t n, size_t *done)

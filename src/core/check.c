@@ -33,13 +33,13 @@ static void mark_entry(struct lab_zone *z, struct walk *w, uint32_t f, uint32_t 
 		bad(w, "labyrinth check: cache entry outside the zone");
 		return;
 	}
-	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
+	uint32_t v = ld_relaxed(rec_at(z, f));
 	if (rec_inpool(v) || !rec_valid(z, f, v) || rec_state(v) != want_state ||
 	    (id_or_any != LAB_NONE && rec_id(v) != id_or_any)) {
 		bad(w, "labyrinth check: cache entry is not a cached frame (or is cached twice)");
 		return;
 	}
-	st_relaxed(&z->rec[rix(z, f)], rec_make(z, f, ST_BUSY, mark_kind, rec_id(v)));
+	st_relaxed(rec_at(z, f), rec_make(z, f, ST_BUSY, mark_kind, rec_id(v)));
 	if (mark_kind == MARK_PCP)
 		w->cached++;
 	else
@@ -78,7 +78,7 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 
 static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 {
-	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
+	uint32_t v = ld_relaxed(rec_at(z, f));
 	int8_t pi = ld_relaxed(&z->pool_of_colour[frame_colour(z, f)]);
 
 	if (rec_inpool(v)) {
@@ -112,7 +112,7 @@ static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 			uint32_t c = frame_colour(z, f + i);
 			if (!(o->colours >> c & 1) || ld_relaxed(&z->pool_of_colour[c]) != (int8_t)o->pool)
 				bad(w, "labyrinth check: frame outside its owner's colours");
-			if (i && ld_relaxed(&z->rec[rix(z, f + i)]) != rec_make(z, f + i, ST_TAIL, order, id))
+			if (i && ld_relaxed(rec_at(z, f + i)) != rec_make(z, f + i, ST_TAIL, order, id))
 				bad(w, "labyrinth check: block tail does not match its head");
 		}
 		w->alloc_frames += K;
@@ -131,7 +131,7 @@ static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
 	case ST_BUSY:
 		if (order == MARK_PCP || order == MARK_DIRTY) {
 			/* Restore what walk_caches marked. */
-			st_relaxed(&z->rec[rix(z, f)], rec_make(z, f, order == MARK_PCP ? ST_PCP : ST_DIRTY, 0, id));
+			st_relaxed(rec_at(z, f), rec_make(z, f, order == MARK_PCP ? ST_PCP : ST_DIRTY, 0, id));
 			return;
 		}
 		bad(w, "labyrinth check: frame locked with no CPU inside the zone");
@@ -173,7 +173,7 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 			for (uint32_t j = 0; j < n; j++) { /* every slot names a frame of this pool */
 				uint32_t f = ld_relaxed(gslot(z, p, j));
 				if (f >= z->nr_frames || !(p->mask >> frame_colour(z, f) & 1) ||
-				    lab_pool_slot_of(z, q, f, ld_relaxed(&z->rec[rix(z, f)])) != j)
+				    lab_pool_slot_of(z, q, f, ld_relaxed(rec_at(z, f))) != j)
 					bad(w, "labyrinth check: pool slot names a frame that is not there");
 			}
 		}
@@ -195,8 +195,10 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 static void check_held(struct lab_zone *z, struct walk *w, uint32_t lo)
 {
 	uint64_t acc[HELD_CHUNK] = {0};
-	for (uint64_t i = 0; i < z->nr_frames; i++) {
-		uint32_t v = ld_relaxed(&z->rec[rix(z, i)]);
+	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) { /* in storage order */
+		if (rix_frame(z, i) >= z->nr_frames)
+			continue; /* padding */
+		uint32_t v = ld_relaxed(&z->rec[i]);
 		if (!rec_inpool(v) && rec_state(v) == ST_ALLOC && rec_id(v) - lo < HELD_CHUNK)
 			acc[rec_id(v) - lo] += 1ull << rec_a(v);
 	}
@@ -234,12 +236,6 @@ int lab_check(lab_zone_t *z)
 	return w.bad ? LAB_ECORRUPT : LAB_OK;
 }
 
-static bool frame_free(const struct lab_zone *z, uint32_t f)
-{
-	uint32_t v = ld_relaxed(&z->rec[rix(z, f)]);
-	return rec_inpool(v) || rec_state(v) == ST_PCP;
-}
-
 int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 {
 	if (!z || z->magic != LAB_ZONE_MAGIC || !st)
@@ -248,31 +244,31 @@ int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 	st->nr_frames = z->nr_frames;
 	st->nr_colours = z->nr_colours;
 	st->nr_cpus = z->nr_cpus;
+	/* One pass in frame order: run = free frames in a row ending at f, so
+	 * the naturally aligned 2^k block ending at f is all free iff run >= 2^k
+	 * (it is counted when its last frame is reached). */
+	uint64_t run = 0;
 	for (uint64_t i = 0; i < z->nr_frames; i++) {
-		uint32_t f = (uint32_t)i, v = ld_relaxed(&z->rec[rix(z, f)]);
+		uint32_t f = (uint32_t)i, v = ld_relaxed(rec_at(z, f));
 		if (rec_inpool(v) || rec_state(v) == ST_PCP) {
 			st->nr_free++;
 			st->free_by_colour[frame_colour(z, f)]++;
 			st->nr_cached += !rec_inpool(v);
-			continue;
+			run++;
+		} else {
+			run = 0;
+			switch (rec_state(v)) {
+			case ST_ALLOC:
+			case ST_TAIL: st->nr_allocated++; break;
+			case ST_DIRTY: st->nr_dirty++; break;
+			case ST_UNASSIGNED: (rec_a(v) & 1) ? st->nr_dirty++ : st->nr_unassigned++; break;
+			case ST_RESERVED: st->nr_reserved++; break;
+			default: break; /* BUSY: in flight */
+			}
 		}
-		switch (rec_state(v)) {
-		case ST_ALLOC:
-		case ST_TAIL: st->nr_allocated++; break;
-		case ST_DIRTY: st->nr_dirty++; break;
-		case ST_UNASSIGNED: (rec_a(v) & 1) ? st->nr_dirty++ : st->nr_unassigned++; break;
-		case ST_RESERVED: st->nr_reserved++; break;
-		default: break; /* BUSY: in flight */
-		}
-	}
-	for (unsigned k = 0; k <= LAB_MAX_ORDER; k++) {
-		uint64_t K = 1ull << k, first = (K - (z->base_pfn & (K - 1))) & (K - 1);
-		for (uint64_t b = first; b + K <= z->nr_frames; b += K) {
-			bool all = true;
-			for (uint64_t i = 0; i < K && all; i++)
-				all = frame_free(z, (uint32_t)(b + i));
-			st->free_blocks[k] += all;
-		}
+		uint64_t end = z->base_pfn + i + 1; /* pfn after f */
+		for (unsigned k = 0; k <= LAB_MAX_ORDER && run >> k && !(end & ((1ull << k) - 1)); k++)
+			st->free_blocks[k]++;
 	}
 	for (uint32_t q = 0; q < z->nr_pools; q++)
 		if (ld_relaxed(&z->pools[q].state) != POOL_FREE) {
@@ -328,7 +324,7 @@ int lab_frame_owner(const lab_zone_t *z, uint64_t pfn, lab_owner_t *owner, unsig
 		return LAB_EINVAL;
 	if (pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
 		return LAB_ERANGE;
-	uint32_t f = (uint32_t)(pfn - z->base_pfn), v = ld_acquire(&z->rec[rix(z, f)]);
+	uint32_t f = (uint32_t)(pfn - z->base_pfn), v = ld_acquire(rec_at(z, f));
 	*owner = 0;
 	if (!rec_inpool(v) && (rec_state(v) == ST_ALLOC || rec_state(v) == ST_TAIL)) {
 		*owner = rec_id(v);

@@ -119,7 +119,7 @@ static void prefetch_tail_records(struct lab_zone *z, struct lab_pool *p, uint32
 	for (uint32_t j = 1; j <= want && j <= n; j++) { /* bound: want <= LAB_PCP_REFILL */
 		uint32_t f = ld_relaxed(gslot(z, p, n - j));
 		if (f < z->nr_frames)
-			__builtin_prefetch(&z->rec[rix(z, f)], 1, 3);
+			__builtin_prefetch(rec_at(z, f), 1, 3);
 	}
 }
 
@@ -157,7 +157,7 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	for (uint32_t j = 2 * want + 1; j <= 3 * want && j <= n; j++) /* bound: 3 * LAB_PCP_REFILL */
 		__builtin_prefetch(gslot(z, p, n - j), 1, 3); /* scattered: a line each */
 	for (uint32_t j = 0; j < k; j++) {
-		st_release(&z->rec[rix(z, got[j])], rec_make(z, got[j], ST_PCP, 0, pool));
+		st_release(rec_at(z, got[j]), rec_make(z, got[j], ST_PCP, 0, pool));
 		pcp_put(pcp, got[j]);
 	}
 	return k ? LAB_OK : LAB_ENOMEM;

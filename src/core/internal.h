@@ -437,6 +437,21 @@ static inline uint32_t rix(const struct lab_zone *z, uint32_t f)
 	return (f << 4) - q * (z->rec_lines * 16 - 1);
 }
 
+/* Frame f's record. */
+static inline lab_a32 *rec_at(const struct lab_zone *z, uint32_t f)
+{
+	return &z->rec[rix(z, f)];
+}
+
+/* The frame whose record is z->rec[i], i < 16 * rec_lines: (i mod 16) L + i / 16,
+ * nr_frames or more for the padding after the last frame.  Walks over the whole
+ * table go in this order, a line at a time, not frame by frame (a stride of a
+ * line per frame). */
+static inline uint64_t rix_frame(const struct lab_zone *z, uint64_t i)
+{
+	return (i & 15) * z->rec_lines + (i >> 4);
+}
+
 /*
  * Slot r of pool p, scattered (P3): slots pair up (2k, 2k + 1 adjacent, see
  * locate), pair k goes to colour slice k mod nr_col, row k / nr_col of it,

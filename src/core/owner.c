@@ -128,17 +128,17 @@ static size_t reclaim(struct lab_ctx *c, struct lab_owner *o, uint32_t id, size_
 		work++;
 		if (!in_mask(z, f, o->colours))
 			continue;
-		uint32_t v = ld_acquire(&z->rec[rix(z, f)]);
+		uint32_t v = ld_acquire(rec_at(z, f));
 		if (rec_inpool(v) || rec_state(v) != ST_ALLOC || rec_id(v) != id)
 			continue;
 		if (!rec_valid(z, f, v))
 			lab_plat_panic("labyrinth: corrupt frame record");
 		uint32_t K = 1u << rec_a(v);
 		uint32_t busy = rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu);
-		if (!atomic_compare_exchange_strong(&z->rec[rix(z, f)], &v, busy))
+		if (!atomic_compare_exchange_strong(rec_at(z, f), &v, busy))
 			continue; /* the owner freed it meanwhile */
 		for (uint32_t i = 1; i < K; i++)
-			st_relaxed(&z->rec[rix(z, f + i)], rec_make(z, f + i, ST_BUSY, 0, c->id & 0xfffu));
+			st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_BUSY, 0, c->id & 0xfffu));
 		if (!(z->flags & LAB_ZONE_NO_SCRUB))
 			lab_scrub_frames(c, f, K);
 		bool took;
@@ -170,7 +170,7 @@ static bool pool_home(struct lab_ctx *c, struct lab_pool *p, size_t budget)
 	for (size_t work = 0; p->cursor < z->nr_frames && work < budget; work++) {
 		uint32_t f = (uint32_t)p->cursor;
 		if (in_mask(z, f, p->mask)) {
-			uint32_t v = ld_acquire(&z->rec[rix(z, f)]);
+			uint32_t v = ld_acquire(rec_at(z, f));
 			uint32_t st = rec_state(v);
 			if (!rec_inpool(v) && st != ST_UNASSIGNED && st != ST_RESERVED)
 				return false; /* cached on a CPU, dirty, or in flight */
@@ -193,7 +193,7 @@ static bool pool_dissolve(struct lab_ctx *c, uint32_t pool, size_t budget)
 			break;
 		if ((p->flags & POOL_EXCL) && !(z->flags & LAB_ZONE_NO_SCRUB))
 			lab_scrub_frames(c, got, 1);
-		st_release(&z->rec[rix(z, got)], rec_make(z, got, ST_UNASSIGNED, 0, 0));
+		st_release(rec_at(z, got), rec_make(z, got, ST_UNASSIGNED, 0, 0));
 	}
 	bool empty = ld_relaxed(&p->n) == 0;
 	lock_put(&p->lock);

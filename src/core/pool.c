@@ -32,10 +32,15 @@ static inline uint32_t busy_rec(const struct lab_zone *z, uint32_t frame, uint32
 	return rec_make(z, frame, ST_BUSY, 0, me & 0xfffu);
 }
 
+static inline bool cas_at(lab_a32 *rec, uint32_t *expect, uint32_t desired)
+{
+	return atomic_compare_exchange_strong_explicit(rec, expect, desired, memory_order_acq_rel,
+	                                               memory_order_acquire);
+}
+
 static inline bool cas_rec(struct lab_zone *z, uint32_t frame, uint32_t *expect, uint32_t desired)
 {
-	return atomic_compare_exchange_strong_explicit(&z->rec[rix(z, frame)], expect, desired,
-	                                               memory_order_acq_rel, memory_order_acquire);
+	return cas_at(rec_at(z, frame), expect, desired);
 }
 
 static void corrupt_array(void)
@@ -122,7 +127,7 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(half),
 	                                                                 N + run * (LAB_PIPE / 2)), n)));
 	if (lab_likely(g < z->nr_frames))
-		__builtin_prefetch(&z->rec[rix(z, g)], 1, 3);
+		__builtin_prefetch(rec_at(z, g), 1, 3);
 	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N + run * LAB_PIPE), n), 1, 3);
 	/* Decoys (P3): a slot anywhere in the zone's store and a record anywhere
 	 * in the zone, so the lines a call brings in depend neither on n nor on
@@ -164,7 +169,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 	uint32_t bpcp = rec_body(ST_PCP, 0, pool), lpcp = rec_lin(z, ST_PCP, 0, pool);
 	uint32_t hf = rec_fhash(z, f);
 	uint32_t fbusy = rec_build(bbusy, lbusy, hf), fpcp = rec_build(bpcp, lpcp, hf);
-	lab_a32 *rf = &z->rec[rix(z, f)];
+	lab_a32 *rf = rec_at(z, f);
 
 	st_relaxed(tail, f); /* f at the end: position n + count */
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */
@@ -183,9 +188,8 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		uint32_t hg = rec_fhash(z, g);
 		uint32_t gpcp = rec_build(bpcp, lpcp, hg), gbusy = rec_build(bbusy, lbusy, hg);
 		uint32_t v = sel32(in_g, rec_pos(r), sel32(g == f, fbusy, gpcp));
-		lab_a32 *rg = &z->rec[rix(z, g)];
-		if (!lab_public(atomic_compare_exchange_strong_explicit(rg, &v, gbusy, memory_order_acq_rel,
-		                                                        memory_order_acquire))) /* g == f: BUSY -> BUSY */
+		lab_a32 *rg = rec_at(z, g); /* computed once: the exchange comes back to it */
+		if (!lab_public(cas_at(rg, &v, gbusy))) /* g == f: BUSY -> BUSY */
 			continue; /* g moved or is locked: another position (G only, contention) */
 		/* We own g.  In G, it is in a live slot, r or its sibling, unless
 		 * an append has not published it yet or we read a stale copy of a
@@ -238,7 +242,7 @@ static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s
 			if (ld_relaxed(g) == y)
 				return y;
 			/* y sits in the sibling slot s^1 (same record): not ours. */
-			st_release(&z->rec[rix(z, y)], rec_pos(s));
+			st_release(rec_at(z, y), rec_pos(s));
 			strange = 0;
 		} else if ((rec_inpool(v) || rec_state(v) != ST_BUSY) &&
 		           ld_acquire(g) == y) {
@@ -273,7 +277,7 @@ uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, boo
 		uint32_t y = lock_occupant(z, p, n - 1 - j, me, nested);
 		if (y == LAB_NONE) {
 			while (j--) /* undo: n is unchanged, so the slots are too */
-				st_release(&z->rec[rix(z, out[j])], rec_pos(n - 1 - j));
+				st_release(rec_at(z, out[j]), rec_pos(n - 1 - j));
 			return 0;
 		}
 		out[j] = y;
@@ -295,7 +299,7 @@ void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *i
 		corrupt_array();
 	for (uint32_t j = 0; j < k; j++) {
 		st_relaxed(gslot(z, p, n + j), in[j]);
-		st_release(&z->rec[rix(z, in[j])], rec_pos(n + j));
+		st_release(rec_at(z, in[j]), rec_pos(n + j));
 	}
 	st_release(&p->n, n + k);
 }
@@ -326,8 +330,8 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
 	st_relaxed(gslot(z, p, n), y);
 	st_relaxed(gslot(z, p, r), f);
 	st_release(&p->n, n + 1);
-	st_release(&z->rec[rix(z, y)], rec_pos(n));
-	st_release(&z->rec[rix(z, f)], rec_pos(r));
+	st_release(rec_at(z, y), rec_pos(n));
+	st_release(rec_at(z, f), rec_pos(r));
 	return true;
 }
 
@@ -357,7 +361,7 @@ static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 		}
 		st_relaxed(gslot(z, p, s), y);
 		st_release(&p->n, t);
-		st_release(&z->rec[rix(z, y)], rec_pos(s));
+		st_release(rec_at(z, y), rec_pos(s));
 		return true;
 	}
 }
@@ -400,12 +404,12 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 	uint32_t claimed = 0;
 
 	for (uint32_t i = 0; i < K; i++) /* cheap pre-check, bound K */
-		if (!rec_inpool(ld_relaxed(&z->rec[rix(z, first + i)])))
+		if (!rec_inpool(ld_relaxed(rec_at(z, first + i))))
 			return -1;
 
 	for (uint32_t i = 0; i < K; i++) { /* bound K */
 		uint32_t f = first + i;
-		uint32_t v = ld_acquire(&z->rec[rix(z, f)]);
+		uint32_t v = ld_acquire(rec_at(z, f));
 		if (v == busy_rec(z, f, me))
 			continue; /* claimed from the tail already */
 		if (!rec_inpool(v) || !cas_rec(z, f, &v, busy_rec(z, f, me)))
@@ -415,7 +419,7 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 			corrupt_array();
 		if (!remove_slot(z, p, s, me, nested, first, K, &claimed)) {
 			/* f stays where it is: slot s still names it. */
-			st_release(&z->rec[rix(z, f)], rec_pos(s));
+			st_release(rec_at(z, f), rec_pos(s));
 			goto abort;
 		}
 		claimed++;
@@ -427,7 +431,7 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 abort:
 	for (uint32_t i = 0; i < K; i++) {
 		uint32_t f = first + i;
-		if (ld_relaxed(&z->rec[rix(z, f)]) == busy_rec(z, f, me))
+		if (ld_relaxed(rec_at(z, f)) == busy_rec(z, f, me))
 			putback_locked(z, pool, me, nested, f, rng);
 	}
 	return -1;
@@ -480,7 +484,7 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 		uint32_t c = p->slice_colour[ci];
 		uint64_t i0 = (c - (z->base_pfn & (C - 1))) & (C - 1);
 		for (uint64_t i = i0; i < z->nr_frames; i += C) {
-			uint32_t f = (uint32_t)i, v = ld_relaxed(&z->rec[rix(z, f)]);
+			uint32_t f = (uint32_t)i, v = ld_relaxed(rec_at(z, f));
 			usable += v != rec_make(z, f, ST_RESERVED, 0, 0);
 			if (v == rec_make(z, f, ST_UNASSIGNED, 0, 0))
 				st_relaxed(gslot(z, p, n++), f);
@@ -493,7 +497,7 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 		st_relaxed(gslot(z, p, r), a);
 	}
 	for (uint32_t j = 0; j < n; j++)
-		st_relaxed(&z->rec[rix(z, ld_relaxed(gslot(z, p, j)))], rec_pos(j));
+		st_relaxed(rec_at(z, ld_relaxed(gslot(z, p, j))), rec_pos(j));
 	/* Sized by the pool's frames, not by how many are clean yet: frames a
 	 * zone that did not start zeroed gets from lab_scrub() count too. */
 	p->reserve = (uint32_t)(usable * z->reserve_permille / 1000);

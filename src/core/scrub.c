@@ -33,7 +33,7 @@ void lab_scrub_release(struct lab_ctx *c, uint32_t frame)
 	if (pool != LAB_NONE && ld_acquire(&z->pools[pool].state) == POOL_ACTIVE &&
 	    lab_free_insert(c, pool, frame))
 		return;
-	st_release(&z->rec[rix(z, frame)], rec_make(z, frame, ST_UNASSIGNED, 0, 0));
+	st_release(rec_at(z, frame), rec_make(z, frame, ST_UNASSIGNED, 0, 0));
 }
 
 static inline void ring_put(struct lab_cpu *cpu, uint32_t f)
@@ -60,14 +60,14 @@ void lab_dirty_push(struct lab_ctx *c, uint32_t f, uint32_t owner)
 	struct lab_cpu *cpu = c->cpu;
 	uint32_t old = LAB_NONE;
 
-	st_release(&z->rec[rix(z, f)], rec_make(z, f, ST_DIRTY, 0, owner));
+	st_release(rec_at(z, f), rec_make(z, f, ST_DIRTY, 0, owner));
 	lock_get(&cpu->dlock, c->id, false);
 	if (ld_relaxed(&cpu->dcount) == LAB_DIRTY_CAP)
 		old = ring_take(cpu);
 	ring_put(cpu, f);
 	lock_put(&cpu->dlock);
 	if (old != LAB_NONE) {
-		st_relaxed(&z->rec[rix(z, old)], rec_make(z, old, ST_BUSY, 0, c->id & 0xfffu));
+		st_relaxed(rec_at(z, old), rec_make(z, old, ST_BUSY, 0, c->id & 0xfffu));
 		lab_scrub_frames(c, old, 1);
 		if (!lab_free_insert(c, lab_pool_of_frame(z, old), old))
 			lab_plat_panic("labyrinth: dirty frame lost");
@@ -91,7 +91,7 @@ size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget
 			break;
 		for (uint32_t j = 0; j < k; j++) {
 			uint32_t f = batch[j];
-			st_relaxed(&z->rec[rix(z, f)], rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu));
+			st_relaxed(rec_at(z, f), rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu));
 			lab_scrub_frames(c, f, 1);
 			if (!lab_free_insert(c, lab_pool_of_frame(z, f), f) && !lab_nested_queue(c, f))
 				lab_plat_panic("labyrinth: dirty frame lost");
@@ -114,8 +114,8 @@ static size_t scrub_walk(struct lab_ctx *c, size_t budget)
 		z->scrub_cursor = z->scrub_cursor + 1 == z->nr_frames ? 0 : z->scrub_cursor + 1;
 		seen++;
 		uint32_t v = rec_make(z, f, ST_UNASSIGNED, 1, 0);
-		if (ld_relaxed(&z->rec[rix(z, f)]) != v ||
-		    !atomic_compare_exchange_strong(&z->rec[rix(z, f)], &v, rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu)))
+		if (ld_relaxed(rec_at(z, f)) != v ||
+		    !atomic_compare_exchange_strong(rec_at(z, f), &v, rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu)))
 			continue;
 		lab_scrub_frames(c, f, 1);
 		atomic_fetch_sub_explicit(&z->nr_dirty_scan, 1, memory_order_relaxed);

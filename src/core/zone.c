@@ -242,9 +242,8 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 		st_relaxed(&z->pool_of_colour[c], (int8_t)-1);
 
 	bool dirty = !(cfg->flags & (LAB_ZONE_ZEROED | LAB_ZONE_NO_SCRUB));
-	/* In storage order: the frame of record i is (i mod 16) L + i / 16. */
-	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) {
-		uint64_t f = (i & 15) * z->rec_lines + (i >> 4);
+	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) { /* in storage order */
+		uint64_t f = rix_frame(z, i);
 		st_relaxed(&z->rec[i], f < z->nr_frames ? rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0) : 0);
 	}
 	st_relaxed(&z->nr_dirty_scan, dirty ? z->nr_frames : 0);
@@ -267,7 +266,7 @@ int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
 	lock_get(&z->cfg_lock, c.id, false);
 	int rc = LAB_OK;
 	for (uint64_t i = 0; i < nr; i++) { /* validate first, then commit */
-		uint32_t v = ld_relaxed(&z->rec[rix(z, first + i)]);
+		uint32_t v = ld_relaxed(rec_at(z, first + i));
 		if (rec_inpool(v) || rec_state(v) != ST_UNASSIGNED) {
 			rc = LAB_EBUSY;
 			break;
@@ -276,9 +275,9 @@ int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
 	if (rc == LAB_OK) {
 		for (uint64_t i = 0; i < nr; i++) {
 			uint32_t f = first + (uint32_t)i;
-			if (rec_a(ld_relaxed(&z->rec[rix(z, f)])) & 1)
+			if (rec_a(ld_relaxed(rec_at(z, f))) & 1)
 				atomic_fetch_sub_explicit(&z->nr_dirty_scan, 1, memory_order_relaxed);
-			st_release(&z->rec[rix(z, f)], rec_make(z, f, ST_RESERVED, 0, 0));
+			st_release(rec_at(z, f), rec_make(z, f, ST_RESERVED, 0, 0));
 		}
 	}
 	lock_put(&z->cfg_lock);
