@@ -396,6 +396,16 @@ static void measure_pairs(struct cand *c, const char *sec, const char *wl, int k
 	do_check(c, wl);
 }
 
+/* The batch workload once more, each full batch freed with one lab_free_bulk
+ * call (a labyrinth candidate with one owner), recorded as "batch-bulk". */
+static void measure_batch_bulk(struct cand *c, const char *sec, unsigned threads, uint64_t zone,
+                               unsigned round)
+{
+	c->bulk_free = true;
+	measure_pairs(c, sec, "batch-bulk", RUN_BATCH, threads, 0, zone, round);
+	c->bulk_free = false;
+}
+
 static const char *const pct_name[5] = {"p50", "p99", "p99.9", "p99.99", "max"};
 static const double pct_val[5] = {0.5, 0.99, 0.999, 0.9999, 1.0};
 
@@ -456,9 +466,7 @@ static void scale_round(struct scale *z, unsigned round)
 		measure_pairs(c, "scale", "batch", RUN_BATCH, 1, 0, z->bytes, round);
 		if (c == &z->lab) { /* the same batches, freed with lab_free_bulk */
 			progress("%s zone: %s batch, lab_free_bulk", sz, c->name);
-			c->bulk_free = true;
-			measure_pairs(c, "scale", "batch-bulk", RUN_BATCH, 1, 0, z->bytes, round);
-			c->bulk_free = false;
+			measure_batch_bulk(c, "scale", 1, z->bytes, round);
 		}
 	}
 	/* successful allocations, timed alone: owner 1, and owner 2 under its quota */
@@ -1358,9 +1366,7 @@ int cmd_bench(int argc, char **argv)
 						 * call: how far a caller that names its frees ahead
 						 * gets on more CPUs (a context line, no target). */
 						progress("%s batch, lab_free_bulk, %u thread%s", c->name, t, t > 1 ? "s" : "");
-						c->bulk_free = true;
-						measure_pairs(c, "pairs", "batch-bulk", RUN_BATCH, t, 0, BENCH_ZONE, r);
-						c->bulk_free = false;
+						measure_batch_bulk(c, "pairs", t, BENCH_ZONE, r);
 					}
 				}
 		}
