@@ -240,8 +240,6 @@ static inline uint32_t rec_make(const struct lab_zone *z, uint32_t frame, uint32
 
 /* One colour pool. */
 struct lab_pool {
-	lab_a32 n;     /* live entries G[0, n)                                 */
-	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
 	lab_a32 state; /* POOL_FREE, POOL_ACTIVE, POOL_DYING                   */
 	uint32_t flags;
 	uint64_t cap;      /* slots: nr_col * slice (may reach 2^32)            */
@@ -257,6 +255,12 @@ struct lab_pool {
 	uint8_t slice_colour[LAB_MAX_COLOURS];
 	uint32_t teardown_phase; /* dissolve progress                         */
 	uint64_t cursor;
+	/* The only fields every refill and spill writes, on a line of their
+	 * own: every call reads the fields above (gslot, pcp_max, reserve), and
+	 * while they shared this line each refill or spill of another CPU made
+	 * the next call here wait for the line to come back. */
+	_Alignas(64) lab_a32 n; /* live entries G[0, n)                         */
+	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
 };
 
 enum { POOL_FREE = 0, POOL_ACTIVE = 1, POOL_DYING = 2 };
