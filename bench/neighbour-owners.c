@@ -1,0 +1,125 @@
+/*
+ * bench/neighbour-owners.c - can one owner's calls slow down another's?
+ * Two exclusive owners with disjoint colours (so two pools: no frame, slot
+ * or record line in common) in one 1 GiB zone.  CPU 1 times owner 2's
+ * order-0 pairs for 1.5 s while CPU 0
+ *   idle     does nothing,
+ *   quota    runs pairs for owner 1, which has a quota (every call then
+ *            adds to and subtracts from owner 1's held counter),
+ *   noquota  runs pairs for owner 1 without a quota,
+ *   refused  makes refused frees (lab_free of a frame owner 1 does not
+ *            hold: the zone counts them).
+ * Owner 2's ns per pair should not depend on what owner 1 does.  Until
+ * 2026-11-27 the owner structures were 56 bytes, so owner 1's counter and
+ * owner 2's state shared a cache line: "quota" made owner 2's pairs 1.8-2.2x
+ * slower, 118-148 ns against 64-68 idle (bench/RESULTS.md).  Build and run:
+ *
+ *   cc -O2 -Iinclude bench/neighbour-owners.c build/liblabyrinth.a -lpthread \
+ *      -o build/neighbour-owners && build/neighbour-owners
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "labyrinth.h"
+#include "labyrinth/hosted.h"
+
+enum { IDLE, QUOTA, NOQUOTA, REFUSED, NMODES };
+static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "refused"};
+
+static volatile int stop;
+static int mode;
+static lab_zone_t *zone;
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+}
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void *neighbour(void *arg)
+{
+	(void)arg;
+	pin(0);
+	while (!stop) {
+		uint64_t pfn;
+		if (mode == REFUSED) {
+			lab_free(zone, 1, 12345, 0);
+		} else if (lab_alloc(zone, 1, 0, LAB_NOWAIT, &pfn) == LAB_OK) {
+			lab_free(zone, 1, pfn, 0);
+		}
+	}
+	return NULL;
+}
+
+static double run(int m)
+{
+	struct lab_hosted_zone hz;
+	struct lab_hosted_opts o;
+	memset(&o, 0, sizeof o);
+	o.bytes = 1ull << 30;
+	o.zone_flags = LAB_ZONE_NO_SCRUB;
+	o.no_touch = true;
+	if (lab_hosted_zone_create(&o, &hz) != LAB_OK) {
+		fprintf(stderr, "neighbour-owners: cannot create the zone\n");
+		exit(1);
+	}
+	zone = hz.zone;
+	uint64_t all = ~0ull >> (64 - hz.colours), lo = all >> (hz.colours / 2);
+	struct lab_owner_cfg a = {.colours = lo, .flags = LAB_OWNER_EXCLUSIVE,
+	                          .quota = m == QUOTA ? 1u << 20 : 0};
+	struct lab_owner_cfg b = {.colours = all & ~lo, .flags = LAB_OWNER_EXCLUSIVE};
+	if (lab_owner_add(zone, 1, &a) != LAB_OK || lab_owner_add(zone, 2, &b) != LAB_OK) {
+		fprintf(stderr, "neighbour-owners: cannot add the owners\n");
+		exit(1);
+	}
+	mode = m;
+	stop = 0;
+	pthread_t t;
+	if (m != IDLE)
+		pthread_create(&t, NULL, neighbour, NULL);
+	pin(1);
+	uint64_t pairs = 0;
+	double t0 = now(), end = t0 + 1.5;
+	while (now() < end) {
+		for (int i = 0; i < 65536; i++) {
+			uint64_t pfn;
+			if (lab_alloc(zone, 2, 0, LAB_NOWAIT, &pfn) != LAB_OK)
+				abort();
+			lab_free(zone, 2, pfn, 0);
+		}
+		pairs += 65536;
+	}
+	double ns = (now() - t0) / (double)pairs * 1e9;
+	stop = 1;
+	if (m != IDLE)
+		pthread_join(t, NULL);
+	lab_hosted_zone_destroy(&hz);
+	return ns;
+}
+
+int main(void)
+{
+	printf("owner 2's order-0 pair on CPU 1 (ns), by what owner 1 does on CPU 0:\n");
+	for (int round = 0; round < 3; round++) {
+		printf("  round %d:", round + 1);
+		for (int m = 0; m < NMODES; m++)
+			printf("  %s %.1f", mode_name[m], run(m));
+		printf("\n");
+	}
+	return 0;
+}
