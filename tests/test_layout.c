@@ -6,9 +6,10 @@
  * the pool's own colour slices, keeps slots 2k and 2k + 1 adjacent (locate()
  * and the exchange rely on it), and spreads the first slots over distinct
  * 64-byte lines, which is what keeps a nearly full pool's footprint as wide
- * as a nearly empty one's.  And the frame table (rix): frame -> record is
- * one-to-one, a record line holds frames of one colour only, and a
- * contiguous run of frames spreads over as many lines as a scattered set.
+ * as a nearly empty one's; a line of slots holds one colour's slots only.
+ * And the frame table (rix): frame -> record is one-to-one, a record line
+ * holds frames of one colour only, and a contiguous run of frames spreads
+ * over as many lines as a scattered set.
  */
 #include "harness.h"
 #include "internal.h"
@@ -88,6 +89,45 @@ TEST(layout_pool_slots_scattered_one_to_one)
 			if (ld_acquire(&t.z->pools[i].state) == POOL_ACTIVE)
 				check_pool(t.z, &t.z->pools[i], "built pool");
 		EXPECT_EQ(lab_check(t.z), LAB_OK);
+		tz_free(&t);
+	}
+}
+
+/* No 64-byte line of slots holds two colours' slots, so pools of different
+ * colours (different owners) never write a line the other reads: every slot
+ * of a one-colour pool, for every colour, marks its line with the colour. */
+TEST(layout_slot_lines_one_colour)
+{
+	static const struct {
+		uint64_t frames;
+		unsigned colours;
+	} zones[] = {{1u << 16, 32}, {1001, 32}, {4096 + 37, 8}, {300, 64}, {50, 4}, {(1u << 18) + 5, 16},
+	             {100003, 2}};
+	for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
+		struct tzone t = tz_make(zones[zi].frames, zones[zi].colours, 2, LAB_ZONE_ZEROED, (uint8_t)zi);
+		struct lab_zone *z = t.z;
+		uint64_t nlines = ((uint64_t)z->nr_colours * z->slice + 15) / 16, mixed = 0;
+		int16_t *line_colour = malloc(nlines * sizeof(int16_t));
+		ASSERT_TRUE(line_colour != NULL);
+		for (uint64_t l = 0; l < nlines; l++)
+			line_colour[l] = -1;
+		for (uint32_t c = 0; c < z->nr_colours; c++) {
+			struct lab_pool p;
+			memset(&p, 0, sizeof p);
+			lab_pool_set_colours(z, &p, 1ull << c);
+			for (uint64_t r = 0; r < p.cap; r++) {
+				uint64_t l = (uint64_t)(gslot(z, &p, (uint32_t)r) - z->gstore) / 16;
+				if (line_colour[l] >= 0 && line_colour[l] != (int16_t)c)
+					mixed++;
+				line_colour[l] = (int16_t)c;
+			}
+		}
+		free(line_colour);
+		char m[160];
+		snprintf(m, sizeof m, "%llu frames, %u colours: %llu slots on a line of another colour",
+		         (unsigned long long)zones[zi].frames, zones[zi].colours, (unsigned long long)mixed);
+		if (mixed)
+			harness_fail(__FILE__, __LINE__, m);
 		tz_free(&t);
 	}
 }

@@ -336,7 +336,7 @@ struct lab_zone {
 	uint32_t nr_cpus;
 	uint32_t max_owners;
 	uint32_t nr_pools; /* pool slots = nr_colours */
-	uint32_t slice;    /* G slots per colour (even)                          */
+	uint32_t slice;    /* G slots per colour (a multiple of 16; even for 1)  */
 	uint32_t slice_lg; /* log2 of the lines a slice's rows are spread over   */
 	uint32_t rec_lines; /* L: lines of 16 records the frame table spreads over */
 	uint64_t rec_magic; /* floor((2^64 - 1) / L) + 1: frame -> line (rix)     */

@@ -5,10 +5,11 @@
  *   struct lab_zone | owners[max_owners+1] | pools[nr_colours] |
  *   per-CPU blocks[nr_cpus] (struct lab_cpu, pcps, held counters) |
  *   records[16 * rec_lines] (4 B) | pool slots[nr_colours * slice] (4 B)
- * slice = ceil(nr_frames / nr_colours) rounded up to even, rec_lines =
- * ceil(nr_frames / 16) rounded up to a multiple of nr_colours (at least 2),
- * so the per-frame cost is 8 bytes (plus < 72 * nr_colours + 128 bytes of
- * padding in all).  Frame f's record is at rix(z, f) (internal.h).  A pool's
+ * slice = ceil(nr_frames / nr_colours) rounded up to a multiple of 16 (a
+ * line of slots; to even with one colour), rec_lines = ceil(nr_frames / 16)
+ * rounded up to a multiple of nr_colours (at least 2), so the per-frame cost
+ * is 8 bytes (plus < 128 * nr_colours + 128 bytes of padding in all), and no
+ * line of records or of slots holds two colours' entries.  Frame f's record is at rix(z, f) (internal.h).  A pool's
  * slots are scattered over its colours' slices (gslot in internal.h).
  * lab_zone_init validates everything and gathers entropy before writing a
  * byte: a refused init leaves the buffer untouched (P7).
@@ -65,7 +66,12 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 		return rc;
 	uint64_t C = cfg->nr_colours, N = cfg->nr_frames;
 	l->slice = (N + C - 1) / C;
-	l->slice += l->slice & 1;
+	/* Even (slot pairs); with several colours a multiple of 16, so each
+	 * colour's slice starts a 64-byte line and pools of different colours
+	 * never share a line of slots (one owner's exchanges would otherwise
+	 * write a line another owner's calls read).  N < 2^32 and C >= 2 keep
+	 * it below 2^32; one colour has no neighbour to keep apart. */
+	l->slice = C == 1 ? l->slice + (l->slice & 1) : (l->slice + 15) & ~15ull;
 	if (l->slice > 0xffffffffu) /* 32-bit slice: one colour and 2^32 - 1 frames */
 		return LAB_EGEOMETRY;
 	l->owners = ALIGN64(sizeof(struct lab_zone));
