@@ -240,6 +240,8 @@ static inline uint32_t rec_make(const struct lab_zone *z, uint32_t frame, uint32
 
 /* One colour pool. */
 struct lab_pool {
+	_Alignas(64) lab_a32 n; /* live entries G[0, n)                         */
+	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
 	lab_a32 state; /* POOL_FREE, POOL_ACTIVE, POOL_DYING                   */
 	uint32_t flags;
 	uint64_t cap;      /* slots: nr_col * slice (may reach 2^32)            */
@@ -255,12 +257,6 @@ struct lab_pool {
 	uint8_t slice_colour[LAB_MAX_COLOURS];
 	uint32_t teardown_phase; /* dissolve progress                         */
 	uint64_t cursor;
-	/* The only fields every refill and spill writes, on a line of their
-	 * own: every call reads the fields above (gslot, pcp_max, reserve), and
-	 * while they shared this line each refill or spill of another CPU made
-	 * the next call here wait for the line to come back. */
-	_Alignas(64) lab_a32 n; /* live entries G[0, n)                         */
-	lab_a32 lock;  /* 0, or holder CPU id + 1: changes n, pops, pushes    */
 };
 
 enum { POOL_FREE = 0, POOL_ACTIVE = 1, POOL_DYING = 2 };
@@ -279,13 +275,14 @@ struct lab_owner {
 	uint64_t cursor;
 };
 
-/* Each owner on lines of its own: an owner with a quota writes held_q on
- * every call, and while owners were 56 bytes that line also held the next
- * owner's state and pool, which every call of that owner reads (one tenant's
- * calls made another's 1.8-2.2x slower: bench/neighbour-owners.c). */
+/* Each owner and each pool on lines of its own: an owner with a quota writes
+ * held_q on every call, and while owners were 56 bytes that line also held
+ * the next owner's state and pool, which every call of that owner reads (one
+ * tenant's calls made another's 1.8-2.2x slower: bench/neighbour-owners.c);
+ * a pool's refills and spills write its n and lock, which a 408-byte pool
+ * shared with the end of the pool before it. */
 _Static_assert(sizeof(struct lab_owner) % 64 == 0, "struct lab_owner: whole cache lines");
-_Static_assert(offsetof(struct lab_pool, n) % 64 == 0 && sizeof(struct lab_pool) - offsetof(struct lab_pool, n) <= 64,
-               "struct lab_pool: n and lock alone on the last line");
+_Static_assert(sizeof(struct lab_pool) % 64 == 0, "struct lab_pool: whole cache lines");
 
 enum { OWNER_FREE = 0, OWNER_ACTIVE = 1, OWNER_DYING = 2 };
 
