@@ -9,8 +9,9 @@
  * line of slots; to even with one colour), rec_lines = ceil(nr_frames / 16)
  * rounded up to a multiple of nr_colours (at least 2), so the per-frame cost
  * is 8 bytes (plus < 128 * nr_colours + 128 bytes of padding in all), and no
- * line of records or of slots holds two colours' entries.  Frame f's record is at rix(z, f) (internal.h).  A pool's
- * slots are scattered over its colours' slices (gslot in internal.h).
+ * line of records or of slots holds two colours' entries.  Frame f's record
+ * is at rix(z, f) (internal.h).  A pool's slots are scattered over its
+ * colours' slices (gslot in internal.h).
  * lab_zone_init validates everything and gathers entropy before writing a
  * byte: a refused init leaves the buffer untouched (P7).
  */
