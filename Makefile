@@ -117,6 +117,10 @@ demo: $(O)/labyrinth
 $(O)/test_unit: $(TEST_SRC) tests/harness.h $(O)/liblabyrinth.a $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TEST_SRC) $(O)/liblabyrinth.a -lpthread -lm
 
+# A zone of 2^32 frames run for real (32 GiB of address space, ~17 GiB touched).
+$(O)/bigzone: tests/bigzone.c $(O)/liblabyrinth.a $(HEADERS)
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ tests/bigzone.c $(O)/liblabyrinth.a -lpthread -lm
+
 SAN_SRC := $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TEST_SRC)
 $(O)/test_asan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
@@ -149,7 +153,7 @@ FUZZ_SECONDS ?= 300
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-check: all $(O)/test_unit $(O)/test_asan $(O)/test_tsan $(O)/fuzz_replay $(O)/kernel/labyrinth-kernel.elf
+check: all $(O)/test_unit $(O)/bigzone $(O)/test_asan $(O)/test_tsan $(O)/fuzz_replay $(O)/kernel/labyrinth-kernel.elf
 	CI=$(CI) ./scripts/check.sh
 
 # `make soak SOAK_SECONDS=3600`: the stress workload, round after round.

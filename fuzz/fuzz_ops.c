@@ -1898,7 +1898,7 @@ static void init_abuse(const struct lab_zone_cfg *good)
 	init_refused(good, M.meta, M.meta_size - 1, false, LAB_ENOSPC, "a buffer one byte short");
 	BAD(flags, good->flags | 0x8u, LAB_EINVAL);
 	BAD(nr_frames, 0, LAB_EGEOMETRY);
-	BAD(nr_frames, 1ull << 32, LAB_EGEOMETRY);
+	BAD(nr_frames, (1ull << 32) + 1, LAB_EGEOMETRY); /* 2^32 is allowed */
 	BAD(base_pfn, (1ull << 52) - 1, LAB_EGEOMETRY);
 	BAD(nr_colours, 0, LAB_EGEOMETRY);
 	BAD(nr_colours, 3, LAB_EGEOMETRY);

@@ -122,8 +122,9 @@ LAB_API const char *lab_strerror(int err);
 
 struct lab_zone_cfg {
 	uint64_t base_pfn;    /* first frame number                                      */
-	uint64_t nr_frames;   /* 1 .. 2^32 - 1 frames (16 TiB): frame numbers are 32-bit
-	                         (2^32 - 2 with nr_colours 1)                          */
+	uint64_t nr_frames;   /* 1 .. 2^32 frames (16 TiB): frame numbers are 32-bit, and
+	                         in a zone of 2^32 the last frame is reserved at init;
+	                         2^32 - 2 at most with nr_colours 1                    */
 	void *dmap_base;      /* virtual address of base_pfn in the direct map; required
 	                         unless LAB_ZONE_NO_SCRUB                                   */
 	uint32_t nr_colours;  /* cache colours, power of two 1..64 (colour = pfn mod it)   */
@@ -190,7 +191,8 @@ LAB_API int lab_owner_add(lab_zone_t *zone, lab_owner_t id, const struct lab_own
  * call on.  Returns LAB_EAGAIN while work remains (call again, e.g. from a
  * work queue), LAB_OK when done.  Other CPUs release cached frames at their
  * next call into the zone or at lab_cpu_drain().
- * Context: not in interrupt context.  Cost: O(budget) per call. */
+ * Context: not in interrupt context.  Cost: O(budget) per call; the whole
+ * removal walks only the frames of the owner's colours (a few passes). */
 LAB_API int lab_owner_remove(lab_zone_t *zone, lab_owner_t id, size_t budget);
 
 /* ---- allocation -------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check.sh - every suite of `make check`, one line each, then "N passed, M failed".
 #
-# A suite whose tool is missing is reported SKIP and counted; with CI=true a
+# A suite whose tool (or memory) is missing is reported SKIP and counted; with CI=true a
 # missing tool is a failure, never a silent skip.  Suites that use the test
 # harness contribute their individual test counts.
 set -u
@@ -46,21 +46,36 @@ run() {
 	fi
 }
 
-# need TOOL SUITE: true if TOOL exists; else SKIP (or FAIL under CI=true).
-need() {
-	if command -v "$1" >/dev/null 2>&1; then return 0; fi
+# missing SUITE WHY: a suite that cannot run here is reported SKIP, or
+# FAIL under CI=true (never a silent skip); returns false.
+missing() {
 	if [ "${CI:-}" = "true" ]; then
-		printf '  FAIL %-22s missing tool: %s (run scripts/install-deps.sh as root)\n' "$2" "$1"
+		printf '  FAIL %-22s %s\n' "$1" "$2"
 		failed=$((failed + 1))
 	else
-		printf '  SKIP %-22s missing tool: %s (run scripts/install-deps.sh as root)\n' "$2" "$1"
+		printf '  SKIP %-22s %s\n' "$1" "$2"
 		skipped=$((skipped + 1))
 	fi
 	return 1
 }
 
+# need TOOL SUITE: true if TOOL exists.
+need() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	missing "$2" "missing tool: $1 (run scripts/install-deps.sh as root)"
+}
+
+# need_mem GIB SUITE: true if GIB GiB of memory are available.
+need_mem() {
+	local kb
+	kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)
+	[ -n "$kb" ] && [ "$kb" -ge $(($1 * 1048576)) ] && return 0
+	missing "$2" "needs $1 GiB of available memory, has $((${kb:-0} / 1048576))"
+}
+
 echo "labyrinth make check"
 run unit            $B/test_unit
+need_mem 18 zone-2^32 && run zone-2^32 $B/bigzone
 run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
 run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run fuzz-replay     env ASAN_OPTIONS=detect_leaks=0 $B/fuzz_replay fuzz/corpus

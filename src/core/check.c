@@ -29,7 +29,7 @@ static void bad(struct walk *w, const char *msg)
 static void mark_entry(struct lab_zone *z, struct walk *w, uint32_t f, uint32_t want_state,
                        uint32_t id_or_any, uint32_t mark_kind)
 {
-	if (f >= z->nr_frames) {
+	if (f >= z->frame_lim) {
 		bad(w, "labyrinth check: cache entry outside the zone");
 		return;
 	}
@@ -172,7 +172,7 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 		if (lab_unlikely(LAB_DEBUG >= 2 || n <= (1u << 20))) {
 			for (uint32_t j = 0; j < n; j++) { /* every slot names a frame of this pool */
 				uint32_t f = ld_relaxed(gslot(z, p, j));
-				if (f >= z->nr_frames || !(p->mask >> frame_colour(z, f) & 1) ||
+				if (f >= z->frame_lim || !(p->mask >> frame_colour(z, f) & 1) ||
 				    lab_pool_slot_of(z, q, f, ld_relaxed(rec_at(z, f))) != j)
 					bad(w, "labyrinth check: pool slot names a frame that is not there");
 			}

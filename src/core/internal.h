@@ -54,6 +54,10 @@
 #define LAB_NESTED_RETRIES 64           /* fresh draws for a nested insert   */
 #define LAB_ZONE_MAGIC 0x4c414259u      /* "LABY"                            */
 #define LAB_NONE 0xffffffffu
+/* Frame 2^32 - 1 of a zone of 2^32 frames is reserved at init and never free:
+ * every frame in a pool or a cache is then below LAB_NONE, and a pool holds
+ * at most 2^32 - 1 frames, so n, slot numbers and frame numbers stay 32-bit. */
+#define LAB_TOP_FRAME 0xffffffffu
 
 /*
  * lab_public(x): x may be known to an observer; the ctgrind-style audit
@@ -340,6 +344,8 @@ struct lab_zone {
 	uint32_t reserve_permille;
 	uint64_t base_pfn;
 	uint64_t nr_frames;
+	uint64_t frame_lim; /* frames that can ever be free: nr_frames, less frame
+	                       2^32 - 1 (LAB_TOP_FRAME) in a zone of 2^32 frames */
 	uint8_t *dmap;
 	size_t cpu_stride;
 	uint8_t *cpu_base;

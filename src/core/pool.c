@@ -126,7 +126,7 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 	uint64_t half = pcp->u[(i + LAB_PIPE / 2 - 1) & (LAB_PIPE - 1)];
 	uint32_t g = lab_public(ld_relaxed(position(z, p, pcp, lab_bound(lab_public(half),
 	                                                                 N + run * (LAB_PIPE / 2)), n)));
-	if (lab_likely(g < z->nr_frames))
+	if (lab_likely(g < z->frame_lim))
 		__builtin_prefetch(rec_at(z, g), 1, 3);
 	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N + run * LAB_PIPE), n), 1, 3);
 	/* Decoys (P3): a slot anywhere in the zone's store and a record anywhere
@@ -181,7 +181,7 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		pipeline_advance(z, p, pcp, rng, n, N);
 
 		uint32_t g = lab_public(ld_relaxed(slot)); /* the uniformly drawn frame */
-		if (lab_unlikely(g >= z->nr_frames))
+		if (lab_unlikely(g >= z->frame_lim))
 			corrupt_array();
 		/* What g's record must say if g is where we found it: in G, its
 		 * position; in the cache, PCP; f itself (r = the end), our lock. */
@@ -235,7 +235,7 @@ static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s
 	lab_a32 *g = gslot(z, p, s);
 	for (;;) {
 		uint32_t y = ld_acquire(g);
-		if (lab_unlikely(y >= z->nr_frames))
+		if (lab_unlikely(y >= z->frame_lim))
 			corrupt_array();
 		uint32_t v = rec_pos(s);
 		if (cas_rec(z, y, &v, busy_rec(z, y, me))) {

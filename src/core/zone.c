@@ -11,7 +11,8 @@
  * is 8 bytes (plus < 128 * nr_colours + 128 bytes of padding in all), and no
  * line of records or of slots holds two colours' entries.  Frame f's record
  * is at rix(z, f) (internal.h).  A pool's slots are scattered over its
- * colours' slices (gslot in internal.h).
+ * colours' slices (gslot in internal.h).  Frame numbers are 32-bit: up to
+ * 2^32 frames, the last of a zone of 2^32 reserved (LAB_TOP_FRAME).
  * lab_zone_init validates everything and gathers entropy before writing a
  * byte: a refused init leaves the buffer untouched (P7).
  */
@@ -34,9 +35,10 @@ static int check_cfg(const struct lab_zone_cfg *cfg)
 		return LAB_EINVAL;
 	if (cfg->flags & ~LAB_ZONE_FLAGS_ALL)
 		return LAB_EINVAL;
-	/* Frame numbers are 32-bit (the 8-byte-per-frame layout): up to
-	 * 2^32 - 1 frames, 16 TiB less one frame, per zone. */
-	if (cfg->nr_frames == 0 || cfg->nr_frames > 0xffffffffull)
+	/* Frame numbers are 32-bit (the 8-byte-per-frame layout): up to 2^32
+	 * frames, 16 TiB, per zone; in a zone of 2^32 the last frame is
+	 * reserved (LAB_TOP_FRAME). */
+	if (cfg->nr_frames == 0 || cfg->nr_frames > (1ull << 32))
 		return LAB_EGEOMETRY;
 	if (cfg->base_pfn > (1ull << 52) || cfg->base_pfn + cfg->nr_frames > (1ull << 52))
 		return LAB_EGEOMETRY; /* addresses must fit 64 bits */
@@ -70,10 +72,10 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	/* Even (slot pairs); with several colours a multiple of 16, so each
 	 * colour's slice starts a 64-byte line and pools of different colours
 	 * never share a line of slots (one owner's exchanges would otherwise
-	 * write a line another owner's calls read).  N < 2^32 and C >= 2 keep
-	 * it below 2^32; one colour has no neighbour to keep apart. */
+	 * write a line another owner's calls read).  N <= 2^32 and C >= 2 keep
+	 * it at most 2^31; one colour has no neighbour to keep apart. */
 	l->slice = C == 1 ? l->slice + (l->slice & 1) : (l->slice + 15) & ~15ull;
-	if (l->slice > 0xffffffffu) /* 32-bit slice: one colour and 2^32 - 1 frames */
+	if (l->slice > 0xffffffffu) /* 32-bit slice: one colour, 2^32 - 1 frames or more */
 		return LAB_EGEOMETRY;
 	l->owners = ALIGN64(sizeof(struct lab_zone));
 	l->pools = l->owners + ALIGN64((cfg->max_owners + 1ull) * sizeof(struct lab_owner));
@@ -227,6 +229,7 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->reserve_permille = cfg->reserve_permille;
 	z->base_pfn = cfg->base_pfn;
 	z->nr_frames = cfg->nr_frames;
+	z->frame_lim = cfg->nr_frames < LAB_TOP_FRAME ? cfg->nr_frames : LAB_TOP_FRAME;
 	z->dmap = cfg->dmap_base;
 	z->cpu_stride = (size_t)l.cpu_stride;
 	z->cpu_base = base + l.cpus;
@@ -251,10 +254,15 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	bool dirty = !(cfg->flags & (LAB_ZONE_ZEROED | LAB_ZONE_NO_SCRUB));
 	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) { /* in storage order */
 		uint64_t f = rix_frame(z, i);
-		st_relaxed(&z->rec[i], f < z->nr_frames ? rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0) : 0);
+		uint32_t v = rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0);
+		if (f == LAB_TOP_FRAME)
+			v = rec_make(z, (uint32_t)f, ST_RESERVED, 0, 0);
+		st_relaxed(&z->rec[i], f < z->nr_frames ? v : 0);
 	}
-	st_relaxed(&z->nr_dirty_scan, dirty ? z->nr_frames : 0);
-	memset(base + l.gstore, 0, (size_t)(l.total - l.gstore));
+	st_relaxed(&z->nr_dirty_scan, dirty ? z->frame_lim : 0);
+	/* The slot store is not cleared: a slot is only read below its pool's
+	 * n, after the write that put a frame there (pool build, append), so
+	 * none of it is touched before a pool is built over its colours. */
 	z->magic = LAB_ZONE_MAGIC;
 	*zone = z;
 	return LAB_OK;
