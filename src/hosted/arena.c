@@ -159,6 +159,11 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 		lab_hosted_zone_destroy(hz);
 		return LAB_ENOSPC;
 	}
+	/* Fault it all in, as a kernel's metadata is memory that is there:
+	 * lab_zone_init leaves the slots of pools not yet built untouched, and
+	 * a prefetch into a page never mapped is dropped, so the decoys (P3)
+	 * would bring in lines only where pools exist. */
+	memset(hz->meta, 0, hz->meta_bytes);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = lab_zone_init(&hz->zone, hz->meta, hz->meta_bytes, &cfg);
