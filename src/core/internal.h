@@ -342,10 +342,11 @@ struct lab_zone {
 	uint32_t rec_lines; /* L: lines of 16 records the frame table spreads over */
 	uint64_t rec_magic; /* floor((2^64 - 1) / L) + 1: frame -> line (rix)     */
 	uint32_t reserve_permille;
+	uint32_t frame_lim; /* frames that can ever be free: nr_frames, less frame
+	                       2^32 - 1 (LAB_TOP_FRAME) in a zone of 2^32 frames;
+	                       in what was padding, so no other field moved */
 	uint64_t base_pfn;
 	uint64_t nr_frames;
-	uint64_t frame_lim; /* frames that can ever be free: nr_frames, less frame
-	                       2^32 - 1 (LAB_TOP_FRAME) in a zone of 2^32 frames */
 	uint8_t *dmap;
 	size_t cpu_stride;
 	uint8_t *cpu_base;

@@ -229,7 +229,7 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->reserve_permille = cfg->reserve_permille;
 	z->base_pfn = cfg->base_pfn;
 	z->nr_frames = cfg->nr_frames;
-	z->frame_lim = cfg->nr_frames < LAB_TOP_FRAME ? cfg->nr_frames : LAB_TOP_FRAME;
+	z->frame_lim = cfg->nr_frames < LAB_TOP_FRAME ? (uint32_t)cfg->nr_frames : LAB_TOP_FRAME;
 	z->dmap = cfg->dmap_base;
 	z->cpu_stride = (size_t)l.cpu_stride;
 	z->cpu_base = base + l.cpus;
