@@ -345,6 +345,20 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Sort v[0, n) and give its p50 and p99.99 (0 for none). */
+static void percentiles(uint32_t *v, uint64_t n, double *p50, double *p9999)
+{
+	qsort(v, n, sizeof(uint32_t), cmp_u32);
+	*p50 = n ? v[n / 2] : 0;
+	*p9999 = n ? v[(uint64_t)((double)(n - 1) * 0.9999)] : 0;
+}
+
+/* A TSC interval as a 32-bit sample, saturated. */
+static uint32_t sample32(uint64_t cycles)
+{
+	return (uint32_t)(cycles > 0xffffffffu ? 0xffffffffu : cycles);
+}
+
 /* ---- the class pairs ------------------------------------------------------------- */
 
 struct pair {
@@ -462,11 +476,11 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			if (pass == 0) {
 				timed += x;
 				ttest_push(&test, cls, x);
-				lat[cls][nl[cls]++] = (uint32_t)(t1 - t0 > 0xffffffffu ? 0xffffffffu : t1 - t0);
+				lat[cls][nl[cls]++] = sample32(t1 - t0);
 				t0 = tsc_begin();
 				sink = fixed_work(sink);
 				t1 = tsc_end();
-				lat_fixed[nf++] = (uint32_t)(t1 - t0 > 0xffffffffu ? 0xffffffffu : t1 - t0);
+				lat_fixed[nf++] = sample32(t1 - t0);
 			} else {
 				ttest_push(&ctrl, ccls, x);
 			}
@@ -476,17 +490,15 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	res->irqs = irq0 >= 0 && irq1 >= irq0 ? irq1 - irq0 : -1;
 	res->timed_share = run_cycles > 0 ? timed / run_cycles : 0;
 	res->beyond = (double)(nl[0] + nl[1]) * 1e-4;
-	qsort(lat_fixed, nf, sizeof(uint32_t), cmp_u32);
-	res->fixed_ratio = nf && lat_fixed[nf / 2] ?
-	                       (double)lat_fixed[(uint64_t)((double)(nf - 1) * 0.9999)] / lat_fixed[nf / 2] : 0;
+	double f50, f9999;
+	percentiles(lat_fixed, nf, &f50, &f9999);
+	res->fixed_ratio = f50 > 0 ? f9999 / f50 : 0;
 	free(lat_fixed);
 	__asm__ volatile("" : : "r"(sink));
 	res->t = ttest_max(&test);
 	res->t_control = ttest_max(&ctrl);
 	for (int c = 0; c < 2; c++) {
-		qsort(lat[c], nl[c], sizeof(uint32_t), cmp_u32);
-		res->p50[c] = nl[c] ? lat[c][nl[c] / 2] : 0;
-		res->p9999[c] = nl[c] ? lat[c][(uint64_t)((double)(nl[c] - 1) * 0.9999)] : 0;
+		percentiles(lat[c], nl[c], &res->p50[c], &res->p9999[c]);
 		free(lat[c]);
 	}
 	return 0;
@@ -558,20 +570,21 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 	int failed = audit_line("P3", pass, what, "max|t| per valid run: %s (%u void)", figs, voided);
 	if (w == TIME_ALLOC) {
 		snprintf(what, sizeof what, "%s alloc tail, %s / %s", p->id, p->na, p->nb);
-		if (tail_runs)
+		if (tail_runs) {
 			failed += audit_line("P2", tail_ratio <= 2.0, what, "worst p99.99/p50 = %.2f <= 2", tail_ratio);
-		/* What the machine did meanwhile: interrupts spread over the run
-		 * land in the timed calls in proportion to the time they take.
-		 * More such hits than samples beyond p99.99 means p99.99 is an
-		 * interrupted call, whatever the allocator does. */
-		if (tail_runs && tail_run.irqs >= 0)
-			audit_note("%s tail, worst run: CPU 1 took %.0f interrupts; the timed calls were %.1f %% "
-			           "of the run, so ~%.0f fell inside them, against %.0f samples beyond p99.99; "
-			           "fixed register-only work timed alike: p99.99/p50 = %.2f",
-			           p->id, tail_run.irqs, 100 * tail_run.timed_share,
-			           tail_run.irqs * tail_run.timed_share, tail_run.beyond, tail_run.fixed_ratio);
-		else /* nothing measured cannot pass */
+			/* What the machine did meanwhile: interrupts spread over the run
+			 * land in the timed calls in proportion to the time they take.
+			 * More such hits than samples beyond p99.99 means p99.99 is an
+			 * interrupted call, whatever the allocator does. */
+			if (tail_run.irqs >= 0)
+				audit_note("%s tail, worst run: CPU 1 took %.0f interrupts; the timed calls were "
+				           "%.1f %% of the run, so ~%.0f fell inside them, against %.0f samples "
+				           "beyond p99.99; fixed register-only work timed alike: p99.99/p50 = %.2f",
+				           p->id, tail_run.irqs, 100 * tail_run.timed_share,
+				           tail_run.irqs * tail_run.timed_share, tail_run.beyond, tail_run.fixed_ratio);
+		} else { /* nothing measured cannot pass */
 			failed += audit_line("P2", false, what, "no measurement");
+		}
 	}
 	for (unsigned m = 0; m < nmem; m++)
 		drop_state(&mem[m]);

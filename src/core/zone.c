@@ -254,10 +254,9 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	bool dirty = !(cfg->flags & (LAB_ZONE_ZEROED | LAB_ZONE_NO_SCRUB));
 	for (uint64_t i = 0; i < 16ull * z->rec_lines; i++) { /* in storage order */
 		uint64_t f = rix_frame(z, i);
-		uint32_t v = rec_make(z, (uint32_t)f, ST_UNASSIGNED, dirty, 0);
-		if (f == LAB_TOP_FRAME)
-			v = rec_make(z, (uint32_t)f, ST_RESERVED, 0, 0);
-		st_relaxed(&z->rec[i], f < z->nr_frames ? v : 0);
+		bool top = f == LAB_TOP_FRAME; /* reserved: never free (internal.h) */
+		st_relaxed(&z->rec[i], f < z->nr_frames ? rec_make(z, (uint32_t)f, top ? ST_RESERVED : ST_UNASSIGNED,
+		                                                   dirty && !top, 0) : 0);
 	}
 	st_relaxed(&z->nr_dirty_scan, dirty ? z->frame_lim : 0);
 	/* The slot store is not cleared: a slot is only read below its pool's
