@@ -304,31 +304,46 @@ static inline uint64_t fixed_work(uint64_t x)
 	return x;
 }
 
+/* The CPU the timing runs are pinned to: the highest one this process may
+ * run on (CPU 1 on a 2-CPU machine, unless taskset says otherwise); -1 when
+ * pinning failed. */
+static int timing_cpu = -1;
+
 /* Interrupts CPU `cpu` has taken since boot: its column of /proc/interrupts
- * summed over every source (timer, IPIs, devices); -1 if unreadable. */
+ * summed over every source (timer, IPIs, devices); -1 if unreadable or if
+ * the header names no such CPU (columns are the online CPUs, in order). */
 static double cpu_interrupts(int cpu)
 {
+	if (cpu < 0)
+		return -1;
 	FILE *f = fopen("/proc/interrupts", "r");
 	if (!f)
 		return -1;
-	char line[4096];
+	char line[4096], want[16];
+	snprintf(want, sizeof want, "CPU%d", cpu);
+	int col = -1;
+	if (fgets(line, sizeof line, f)) { /* "CPU0 CPU1 ...": the column order */
+		int i = 0;
+		for (char *t = strtok(line, " \t\n"); t; t = strtok(NULL, " \t\n"), i++)
+			if (!strcmp(t, want))
+				col = i;
+	}
+	if (col < 0) {
+		fclose(f);
+		return -1;
+	}
 	double sum = 0;
-	bool header = true;
 	while (fgets(line, sizeof line, f)) {
-		if (header) { /* "CPU0 CPU1 ...": the column order */
-			header = false;
-			continue;
-		}
 		char *p = strchr(line, ':');
 		if (!p)
 			continue;
 		p++;
-		for (int c = 0; c <= cpu; c++) {
+		for (int c = 0; c <= col; c++) {
 			char *end;
 			unsigned long long v = strtoull(p, &end, 10);
 			if (end == p)
 				break; /* a row with fewer columns (ERR, MIS) */
-			if (c == cpu)
+			if (c == col)
 				sum += (double)v;
 			p = end;
 		}
@@ -420,7 +435,7 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	uint64_t r = seed | 1;
 	unsigned nmem = p->one_zone ? 2 : 4;
 	struct state *a = NULL, *b = NULL, *c0 = NULL, *c1 = NULL;
-	double irq0 = cpu_interrupts(1), timed = 0;
+	double irq0 = cpu_interrupts(timing_cpu), timed = 0;
 	uint64_t run0 = tsc_begin();
 	for (uint64_t i = 0; i < samples; i++) {
 		if (i % (samples / PHASES + 1) == 0) {
@@ -486,7 +501,7 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			}
 		}
 	}
-	double run_cycles = (double)(tsc_end() - run0), irq1 = cpu_interrupts(1);
+	double run_cycles = (double)(tsc_end() - run0), irq1 = cpu_interrupts(timing_cpu);
 	res->irqs = irq0 >= 0 && irq1 >= irq0 ? irq1 - irq0 : -1;
 	res->timed_share = run_cycles > 0 ? timed / run_cycles : 0;
 	res->beyond = (double)(nl[0] + nl[1]) * 1e-4;
@@ -504,12 +519,24 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	return 0;
 }
 
-static void pin_to_cpu(int cpu)
+/* Pin to the highest CPU in this process's affinity mask (timing_cpu);
+ * leave timing_cpu at -1 if that fails. */
+static void pin_timing_cpu(void)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
+	if (sched_getaffinity(0, sizeof set, &set))
+		return;
+	for (int cpu = CPU_SETSIZE - 1; cpu >= 0; cpu--) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_setaffinity(0, sizeof one, &one) == 0)
+			timing_cpu = cpu;
+		return;
+	}
 }
 
 static int run_pair(const struct pair *p, enum what w, const struct audit_opts *o)
@@ -577,10 +604,10 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 			 * More such hits than samples beyond p99.99 means p99.99 is an
 			 * interrupted call, whatever the allocator does. */
 			if (tail_run.irqs >= 0)
-				audit_note("%s tail, worst run: CPU 1 took %.0f interrupts; the timed calls were "
+				audit_note("%s tail, worst run: CPU %d took %.0f interrupts; the timed calls were "
 				           "%.1f %% of the run, so ~%.0f fell inside them, against %.0f samples "
 				           "beyond p99.99; fixed register-only work timed alike: p99.99/p50 = %.2f",
-				           p->id, tail_run.irqs, 100 * tail_run.timed_share,
+				           p->id, timing_cpu, tail_run.irqs, 100 * tail_run.timed_share,
 				           tail_run.irqs * tail_run.timed_share, tail_run.beyond, tail_run.fixed_ratio);
 		} else { /* nothing measured cannot pass */
 			failed += audit_line("P2", false, what, "no measurement");
@@ -634,10 +661,19 @@ static int no_syscalls(void)
 int audit_timing(const struct audit_opts *o)
 {
 	int failed = 0;
-	pin_to_cpu(1);
-	audit_note("dudect: %llu measurements per run, %u valid runs per class pair, pinned to CPU 1;",
-	           (unsigned long long)o->timing_samples, o->timing_runs);
-	audit_note("a run is void when its same-state control exceeds |t| 4.5; pass: all < 10, >= 3 < 4.5");
+	pin_timing_cpu();
+	if (timing_cpu >= 0)
+		audit_note("dudect: %llu measurements per run, %u valid runs per class pair, pinned to CPU %d;",
+		           (unsigned long long)o->timing_samples, o->timing_runs, timing_cpu);
+	else
+		audit_note("dudect: %llu measurements per run, %u valid runs per class pair; NOT pinned "
+		           "(sched_setaffinity failed: the scheduler may move the runs between CPUs);",
+		           (unsigned long long)o->timing_samples, o->timing_runs);
+	if (o->timing_runs >= 5)
+		audit_note("a run is void when its same-state control exceeds |t| 4.5; pass: all < 10, >= 3 < 4.5");
+	else /* the test needs 5 runs: fewer pass only if every one is < 4.5 */
+		audit_note("a run is void when its same-state control exceeds |t| 4.5; with fewer than 5 runs, "
+		           "pass: every run < 4.5 (the full test needs --runs 5 or more)");
 	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
 		if (o->timing_class && o->timing_class != i + 1)
 			continue;
