@@ -34,7 +34,8 @@ static const char help[] =
 	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
 	"  --class Cn       timing part: only class pair Cn (C1..C6) and the system-call\n"
 	"                   check, for a targeted run; implies --timing\n"
-	"  -v               more detail\n";
+	"  -v               more detail; for each dudect run, which test gave the\n"
+	"                   largest |t|, its two class means in cycles and the timer's step\n";
 
 static int nr_checks, nr_failed;
 

@@ -131,14 +131,40 @@ static void ttest_push(struct ttest *t, int cls, double x)
 	}
 }
 
-static double ttest_max(const struct ttest *t)
+/* What the largest |t| of a run is made of, for the reader: which test gave
+ * it (-1 raw, 0..NCROPS-1 a crop, NCROPS the second order), that test's
+ * class means (for a crop: below its threshold), and the timer's step, the
+ * gcd of the threshold-setting samples (a TSC that ticks in steps of many
+ * cycles turns a shift of a fraction of a cycle into a shift of counts
+ * between two adjacent steps). */
+struct tmax {
+	double t;
+	int which;
+	double thr, mean[2];
+	uint64_t step;
+};
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
 {
-	double m = fabs(welch_t(&t->raw));
+	while (b) {
+		uint64_t r = a % b;
+		a = b;
+		b = r;
+	}
+	return a;
+}
+
+static struct tmax ttest_max(const struct ttest *t)
+{
+	struct tmax m = {fabs(welch_t(&t->raw)), -1, 0, {t->raw.mean[0], t->raw.mean[1]}, 0};
 	for (int i = 0; i < NCROPS; i++)
-		if (fabs(welch_t(&t->crop[i])) > m && t->crop[i].n[0] > 100 && t->crop[i].n[1] > 100)
-			m = fabs(welch_t(&t->crop[i]));
-	if (fabs(welch_t(&t->second)) > m)
-		m = fabs(welch_t(&t->second));
+		if (fabs(welch_t(&t->crop[i])) > m.t && t->crop[i].n[0] > 100 && t->crop[i].n[1] > 100)
+			m = (struct tmax){fabs(welch_t(&t->crop[i])), i, t->thr[i],
+			                  {t->crop[i].mean[0], t->crop[i].mean[1]}, 0};
+	if (fabs(welch_t(&t->second)) > m.t)
+		m = (struct tmax){fabs(welch_t(&t->second)), NCROPS, 0, {t->second.mean[0], t->second.mean[1]}, 0};
+	for (unsigned i = 0; i < t->nprep; i++)
+		m.step = gcd64(m.step, (uint64_t)t->prep[i]);
 	return m;
 }
 
@@ -285,6 +311,7 @@ static void drop_state(struct state *s)
 
 struct run_result {
 	double t, t_control;
+	struct tmax tm; /* what made t */
 	double p50[2], p9999[2];
 	/* For the tail: interrupts this CPU took during the run (-1: unknown),
 	 * the share of the run's time spent inside the timed test calls, the
@@ -510,8 +537,9 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	res->fixed_ratio = f50 > 0 ? f9999 / f50 : 0;
 	free(lat_fixed);
 	__asm__ volatile("" : : "r"(sink));
-	res->t = ttest_max(&test);
-	res->t_control = ttest_max(&ctrl);
+	res->tm = ttest_max(&test);
+	res->t = res->tm.t;
+	res->t_control = ttest_max(&ctrl).t;
 	for (int c = 0; c < 2; c++) {
 		percentiles(lat[c], nl[c], &res->p50[c], &res->p9999[c]);
 		free(lat[c]);
@@ -590,6 +618,20 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 			audit_note("%s %s run %u: |t| = %.2f (control %.2f), p50 %.0f/%.0f p99.99 %.0f/%.0f cycles",
 			           p->id, w == TIME_ALLOC ? "alloc" : "free", attempts, res.t, res.t_control,
 			           res.p50[0], res.p50[1], res.p9999[0], res.p9999[1]);
+		if (o->verbose) {
+			const struct tmax *m = &res.tm;
+			char test[48];
+			if (m->which < 0)
+				snprintf(test, sizeof test, "raw cycles");
+			else if (m->which < NCROPS)
+				snprintf(test, sizeof test, "crop below %.0f cycles", m->thr);
+			else
+				snprintf(test, sizeof test, "second order");
+			audit_note("  largest |t| from the %s: mean %.3f (%s), %.3f (%s), difference %+.3f%s; "
+			           "timer step %llu cycles",
+			           test, m->mean[0], p->na, m->mean[1], p->nb, m->mean[1] - m->mean[0],
+			           m->which == NCROPS ? " (squared cycles)" : " cycles", (unsigned long long)m->step);
+		}
 	}
 	char what[96];
 	snprintf(what, sizeof what, "%s %s %s", p->id, w == TIME_ALLOC ? "alloc" : "free", p->what);
