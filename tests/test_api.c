@@ -1444,3 +1444,54 @@ TEST(hosted_default_slots_cover_setup_thread_and_workers)
 	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
 	lab_hosted_zone_destroy(&hz);
 }
+
+/* lab_hosted_zone_reinit: the zone built again in place (every frame
+ * unassigned, no owners), and its refusals leave the old zone as it was. */
+TEST(hosted_zone_reinit)
+{
+	struct lab_hosted_opts o = {.bytes = 4u << 20, .nr_cpus = 2, .seed = "reinit-reinit-reinit-reinit-32b!",
+	                            .seed_len = 32};
+	struct lab_hosted_zone hz;
+	ASSERT_EQ(lab_hosted_zone_create(&o, &hz), LAB_OK);
+	struct lab_owner_cfg oc = {.colours = ~0ull >> (64 - hz.colours)};
+	ASSERT_EQ(lab_owner_add(hz.zone, 1, &oc), LAB_OK);
+	uint64_t pfn[8];
+	for (int i = 0; i < 8; i++)
+		ASSERT_EQ(lab_alloc(hz.zone, 1, 0, LAB_NOWAIT, &pfn[i]), LAB_OK);
+
+	/* Refused: another size, other colours, more CPU slots than the
+	 * metadata holds.  The old zone stands: its owner and frames too. */
+	struct lab_hosted_opts bad = o;
+	bad.bytes = 8u << 20;
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EINVAL);
+	bad = o;
+	bad.colours = hz.colours / 2;
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EINVAL);
+	bad = o;
+	bad.nr_cpus = LAB_MAX_CPUS;
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EGEOMETRY);
+	EXPECT_EQ(lab_hosted_zone_reinit(NULL, &o), LAB_EINVAL);
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, NULL), LAB_EINVAL);
+	lab_owner_t who = 0;
+	EXPECT_EQ(lab_frame_owner(hz.zone, pfn[0], &who, NULL), LAB_OK);
+	EXPECT_EQ(who, 1);
+	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
+
+	ASSERT_EQ(lab_hosted_zone_reinit(&hz, &o), LAB_OK);
+	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
+	uint64_t x;
+	EXPECT_EQ(lab_alloc(hz.zone, 1, 0, LAB_NOWAIT, &x), LAB_ENOOWNER); /* no owners */
+	EXPECT_EQ(lab_free(hz.zone, 1, pfn[0], 0), LAB_ENOOWNER);
+	struct lab_stats st;
+	ASSERT_EQ(lab_stats(hz.zone, &st), LAB_OK);
+	EXPECT_EQ(st.allocs, 0);
+	ASSERT_EQ(lab_owner_add(hz.zone, 1, &oc), LAB_OK);
+	struct lab_owner_stats os;
+	ASSERT_EQ(lab_owner_stats(hz.zone, 1, &os), LAB_OK);
+	EXPECT_EQ(os.held, 0);
+	EXPECT_EQ(os.pool_free, hz.nr_frames); /* every frame free again, and zero */
+	ASSERT_EQ(lab_alloc(hz.zone, 1, 0, LAB_NOWAIT | LAB_ZERO, &x), LAB_OK);
+	EXPECT_EQ(lab_free(hz.zone, 1, x, 0), LAB_OK);
+	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
+	lab_hosted_zone_destroy(&hz);
+}

@@ -82,6 +82,18 @@ LAB_API unsigned lab_hosted_default_cpus(const struct lab_geometry *g);
 LAB_API int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz);
 LAB_API void lab_hosted_zone_destroy(struct lab_hosted_zone *hz);
 
+/* Build hz's zone again in place, over the same arena and metadata, with the
+ * configuration o gives (as lab_hosted_zone_create would): every frame
+ * unassigned, no owners, new generator keys.  o must describe the same size
+ * and colours as at creation, and no more CPUs or owners than its metadata
+ * holds.  Unless o->no_touch, the new zone is LAB_ZONE_ZEROED as at
+ * creation: the caller vouches that no frame holds data (scrub on free does
+ * that; an exclusive owner's frames are not scrubbed when freed).  No thread
+ * may be inside the zone.  Returns LAB_OK, LAB_EINVAL or LAB_EGEOMETRY with
+ * the old zone untouched, or a refusal of lab_zone_init, with the old zone
+ * untouched too.  For tests and tools that rebuild a state many times. */
+LAB_API int lab_hosted_zone_reinit(struct lab_hosted_zone *hz, const struct lab_hosted_opts *o);
+
 /* Zones whose per-CPU caches an exiting thread drains (lab_cpu_drain) before
  * its CPU slot is reused.  lab_hosted_zone_create/destroy do this; call it for
  * zones you build yourself with lab_zone_init. */

@@ -77,6 +77,26 @@ static void *map_aligned(uint64_t bytes, bool noreserve)
 	return a;
 }
 
+/* The zone configuration options o give over hz's memory. */
+static void hosted_cfg(const struct lab_hosted_opts *o, const struct lab_hosted_zone *hz,
+                       const struct lab_geometry *g, struct lab_zone_cfg *cfg)
+{
+	lab_zone_cfg_default(cfg, hz->base_pfn, hz->nr_frames, hz->arena);
+	cfg->nr_colours = hz->colours;
+	/* A hosted "CPU" is a thread slot (lab_plat_cpu): the thread that set
+	 * the zone up holds one too, so online CPUs alone would leave the last
+	 * worker of a one-per-CPU pool on the slot-less path (a lock per call). */
+	cfg->nr_cpus = o->nr_cpus ? o->nr_cpus : lab_hosted_default_cpus(g);
+	cfg->max_owners = o->max_owners ? o->max_owners : 64;
+	if (o->reserve_permille == LAB_HOSTED_NO_RESERVE)
+		cfg->reserve_permille = 0;
+	else if (o->reserve_permille)
+		cfg->reserve_permille = o->reserve_permille;
+	cfg->flags = o->zone_flags | (o->no_touch ? 0 : LAB_ZONE_ZEROED);
+	cfg->seed = o->seed;
+	cfg->seed_len = o->seed_len;
+}
+
 int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz)
 {
 	struct lab_geometry g;
@@ -126,20 +146,7 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 	if (hz->real_pfns && !hz->hugepages)
 		hz->base_pfn = 0; /* a 4 KiB page's PFN says nothing about its neighbours */
 
-	lab_zone_cfg_default(&cfg, hz->base_pfn, hz->nr_frames, hz->arena);
-	cfg.nr_colours = hz->colours;
-	/* A hosted "CPU" is a thread slot (lab_plat_cpu): the thread that set
-	 * the zone up holds one too, so online CPUs alone would leave the last
-	 * worker of a one-per-CPU pool on the slot-less path (a lock per call). */
-	cfg.nr_cpus = o->nr_cpus ? o->nr_cpus : lab_hosted_default_cpus(&g);
-	cfg.max_owners = o->max_owners ? o->max_owners : 64;
-	if (o->reserve_permille == LAB_HOSTED_NO_RESERVE)
-		cfg.reserve_permille = 0;
-	else if (o->reserve_permille)
-		cfg.reserve_permille = o->reserve_permille;
-	cfg.flags = o->zone_flags | (o->no_touch ? 0 : LAB_ZONE_ZEROED);
-	cfg.seed = o->seed;
-	cfg.seed_len = o->seed_len;
+	hosted_cfg(o, hz, &g, &cfg);
 	size_t need = lab_zone_meta_size(&cfg);
 	if (!need) {
 		lab_hosted_zone_destroy(hz);
@@ -175,6 +182,30 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 	}
 	lab_hosted_track(hz->zone, true);
 	return LAB_OK;
+}
+
+int lab_hosted_zone_reinit(struct lab_hosted_zone *hz, const struct lab_hosted_opts *o)
+{
+	struct lab_geometry g;
+	struct lab_zone_cfg cfg;
+
+	if (!hz || !hz->zone || !o || o->bytes / 4096 != hz->nr_frames ||
+	    (o->colours ? o->colours : hz->colours) != hz->colours ||
+	    (o->no_touch && !(o->zone_flags & LAB_ZONE_NO_SCRUB)))
+		return LAB_EINVAL;
+	lab_hosted_geometry(&g);
+	hosted_cfg(o, hz, &g, &cfg);
+	size_t need = lab_zone_meta_size(&cfg);
+	if (!need || need > hz->meta_bytes)
+		return LAB_EGEOMETRY; /* more CPUs or owners than the metadata was sized for */
+	lab_hosted_track(hz->zone, false);
+	lab_zone_t *z = NULL;
+	int rc = lab_zone_init(&z, hz->meta, hz->meta_bytes, &cfg);
+	if (rc != LAB_OK) /* refused before writing anything: the old zone stands */
+		z = hz->zone;
+	hz->zone = z;
+	lab_hosted_track(hz->zone, true);
+	return rc;
 }
 
 void lab_hosted_zone_destroy(struct lab_hosted_zone *hz)
