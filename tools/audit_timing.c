@@ -598,11 +598,10 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 			worst = res.t;
 		size_t len = strlen(figs);
 		snprintf(figs + len, sizeof figs - len, "%s%.1f", len ? " " : "", res.t);
-		if (o->verbose)
+		if (o->verbose) {
 			audit_note("%s %s run %u: |t| = %.2f (control %.2f), p50 %.0f/%.0f p99.99 %.0f/%.0f cycles",
 			           p->id, w == TIME_ALLOC ? "alloc" : "free", attempts, res.t, res.t_control,
 			           res.p50[0], res.p50[1], res.p9999[0], res.p9999[1]);
-		if (o->verbose) {
 			const struct tmax *m = &res.tm;
 			char test[48];
 			if (m->which < 0)
