@@ -2,17 +2,23 @@
  * bench/neighbour-owners.c - can one owner's calls slow down another's?
  * Two exclusive owners with disjoint colours (so two pools: no frame, slot
  * or record line in common) in one 1 GiB zone.  CPU 1 times owner 2's
- * order-0 pairs for 1.5 s while CPU 0
+ * order-0 pairs for 1 s, immediate (alloc then free) and batch (32 Ki
+ * allocations, then their frees in a scrambled order), while CPU 0
  *   idle     does nothing,
- *   quota    runs pairs for owner 1, which has a quota (every call then
- *            adds to and subtracts from owner 1's held counter),
- *   noquota  runs pairs for owner 1 without a quota,
+ *   quota    runs immediate pairs for owner 1, which has a quota (every call
+ *            then adds to and subtracts from owner 1's held counter),
+ *   noquota  runs immediate pairs for owner 1 without a quota,
+ *   batch    runs batches for owner 1 without a quota,
  *   refused  makes refused frees (lab_free of a frame owner 1 does not
  *            hold: the zone counts them).
  * Owner 2's ns per pair should not depend on what owner 1 does.  Until
  * 2026-11-27 the owner structures were 56 bytes, so owner 1's counter and
  * owner 2's state shared a cache line: "quota" made owner 2's pairs 1.8-2.2x
- * slower, 118-148 ns against 64-68 idle (bench/RESULTS.md).  Build and run:
+ * slower, 118-148 ns against 64-68 idle (bench/RESULTS.md).  And until
+ * 2026-11-27 each exchange's decoy prefetches read lines anywhere in the
+ * zone, other pools' too: owner 2's batch pairs ran 1.5x slower under
+ * "batch" and 2.2x under "noquota" (decoy_lines in src/core/internal.h).
+ * Build and run:
  *
  *   cc -O2 -Iinclude bench/neighbour-owners.c build/liblabyrinth.a -lpthread \
  *      -o build/neighbour-owners && build/neighbour-owners
@@ -20,6 +26,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +36,9 @@
 #include "labyrinth.h"
 #include "labyrinth/hosted.h"
 
-enum { IDLE, QUOTA, NOQUOTA, REFUSED, NMODES };
-static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "refused"};
+enum { IDLE, QUOTA, NOQUOTA, BATCH, REFUSED, NMODES };
+static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "batch", "refused"};
+#define BATCH_LEN 32768
 
 static volatile int stop;
 static int mode;
@@ -51,13 +59,25 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* BATCH_LEN allocations for owner, then their frees in a scrambled order. */
+static void batch(uint32_t owner, uint64_t *held)
+{
+	for (unsigned i = 0; i < BATCH_LEN; i++)
+		if (lab_alloc(zone, owner, 0, LAB_NOWAIT, &held[i]) != LAB_OK)
+			abort();
+	for (unsigned i = 0; i < BATCH_LEN; i++) /* 40503 is odd: a permutation */
+		lab_free(zone, owner, held[i * 40503u % BATCH_LEN], 0);
+}
+
 static void *neighbour(void *arg)
 {
-	(void)arg;
+	uint64_t *held = arg;
 	pin(0);
 	while (!stop) {
 		uint64_t pfn;
-		if (mode == REFUSED) {
+		if (mode == BATCH) {
+			batch(1, held);
+		} else if (mode == REFUSED) {
 			lab_free(zone, 1, 12345, 0);
 		} else if (lab_alloc(zone, 1, 0, LAB_NOWAIT, &pfn) == LAB_OK) {
 			lab_free(zone, 1, pfn, 0);
@@ -66,7 +86,7 @@ static void *neighbour(void *arg)
 	return NULL;
 }
 
-static double run(int m)
+static double run(int m, bool batched, uint64_t *held)
 {
 	struct lab_hosted_zone hz;
 	struct lab_hosted_opts o;
@@ -91,18 +111,22 @@ static double run(int m)
 	stop = 0;
 	pthread_t t;
 	if (m != IDLE)
-		pthread_create(&t, NULL, neighbour, NULL);
+		pthread_create(&t, NULL, neighbour, held + BATCH_LEN);
 	pin(1);
 	uint64_t pairs = 0;
-	double t0 = now(), end = t0 + 1.5;
+	double t0 = now(), end = t0 + 1.0;
 	while (now() < end) {
-		for (int i = 0; i < 65536; i++) {
-			uint64_t pfn;
-			if (lab_alloc(zone, 2, 0, LAB_NOWAIT, &pfn) != LAB_OK)
-				abort();
-			lab_free(zone, 2, pfn, 0);
+		if (batched) {
+			batch(2, held);
+		} else {
+			for (int i = 0; i < BATCH_LEN; i++) {
+				uint64_t pfn;
+				if (lab_alloc(zone, 2, 0, LAB_NOWAIT, &pfn) != LAB_OK)
+					abort();
+				lab_free(zone, 2, pfn, 0);
+			}
 		}
-		pairs += 65536;
+		pairs += BATCH_LEN;
 	}
 	double ns = (now() - t0) / (double)pairs * 1e9;
 	stop = 1;
@@ -114,12 +138,19 @@ static double run(int m)
 
 int main(void)
 {
-	printf("owner 2's order-0 pair on CPU 1 (ns), by what owner 1 does on CPU 0:\n");
-	for (int round = 0; round < 3; round++) {
-		printf("  round %d:", round + 1);
-		for (int m = 0; m < NMODES; m++)
-			printf("  %s %.1f", mode_name[m], run(m));
-		printf("\n");
+	uint64_t *held = malloc(2 * BATCH_LEN * sizeof *held);
+	if (!held)
+		return 1;
+	for (int batched = 0; batched < 2; batched++) {
+		printf("owner 2's order-0 %s pair on CPU 1 (ns), by what owner 1 does on CPU 0:\n",
+		       batched ? "batch" : "immediate");
+		for (int round = 0; round < 3; round++) {
+			printf("  round %d:", round + 1);
+			for (int m = 0; m < NMODES; m++)
+				printf("  %s %.1f", mode_name[m], run(m, batched, held));
+			printf("\n");
+		}
 	}
+	free(held);
 	return 0;
 }

@@ -9,7 +9,8 @@
  * as a nearly empty one's; a line of slots holds one colour's slots only.
  * And the frame table (rix): frame -> record is one-to-one, a record line
  * holds frames of one colour only, and a contiguous run of frames spreads
- * over as many lines as a scattered set.
+ * over as many lines as a scattered set.  And the decoy lines an exchange
+ * prefetches (decoy_lines) are the pool's own and cover all of them.
  */
 #include "harness.h"
 #include "internal.h"
@@ -229,4 +230,85 @@ TEST(layout_frame_table_division_exact)
 		}
 	}
 	EXPECT_EQ(bad, 0);
+}
+
+/* The decoy lines of an exchange (decoy_lines) are the pool's own: the slot
+ * in one of its colour slices, the record line one of its colours' (every
+ * frame on it of a pool colour), so one pool's decoys never read a line
+ * another pool writes.  And they cover all of the pool's own lines (the
+ * point of decoys: as many lines whatever the fill), with zones whose first
+ * pfn is not a multiple of the colour count too. */
+TEST(layout_decoys_own_lines)
+{
+	static const struct {
+		uint64_t base, frames;
+		unsigned colours;
+	} zones[] = {{0, 1u << 14, 32}, {5, 1001, 32}, {3, 4096 + 37, 8}, {64 + 63, 3000, 64}, {1, 50, 4},
+	             {0, 700, 1}, {9, (1u << 16) + 5, 16}};
+	static const uint64_t masks[] = {~0ull, 0x1, 0x3, 0x5, 0xf0f0f0f0f0f0f0f0ull, 0x8000000000000001ull};
+	uint64_t x = 0x243f6a8885a308d3ull;
+	for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
+		struct lab_zone_cfg cfg;
+		lab_zone_cfg_default(&cfg, zones[zi].base, zones[zi].frames, NULL);
+		cfg.nr_colours = zones[zi].colours;
+		cfg.nr_cpus = 2;
+		cfg.flags = LAB_ZONE_NO_SCRUB;
+		struct tzone t = tz_make_cfg(&cfg, (uint8_t)zi);
+		struct lab_zone *z = t.z;
+		uint64_t all = z->nr_colours == 64 ? ~0ull : (1ull << z->nr_colours) - 1;
+		uint64_t nslot = (uint64_t)z->nr_colours * z->slice, nrec = 16ull * z->rec_lines;
+		uint8_t *slot_hit = calloc((nslot + 15) / 16, 1), *rec_hit = calloc(z->rec_lines, 1);
+		ASSERT_TRUE(slot_hit && rec_hit);
+		for (size_t mi = 0; mi < sizeof masks / sizeof masks[0]; mi++) {
+			uint64_t mask = masks[mi] & all;
+			if (!mask)
+				continue;
+			struct lab_pool p;
+			memset(&p, 0, sizeof p);
+			lab_pool_set_colours(z, &p, mask);
+			memset(slot_hit, 0, (nslot + 15) / 16);
+			memset(rec_hit, 0, z->rec_lines);
+			uint64_t outside = 0, foreign = 0, misaligned = 0;
+			uint64_t draws = 64 * (nslot / 16 + z->rec_lines);
+			for (uint64_t k = 0; k < draws; k++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				const lab_a32 *s, *r;
+				decoy_lines(z, &p, x, &s, &r);
+				ptrdiff_t si = s - z->gstore, ri = r - z->rec;
+				if (si < 0 || (uint64_t)si >= nslot || ri < 0 || (uint64_t)ri >= nrec) {
+					outside++;
+					continue;
+				}
+				misaligned += ri % 16 != 0;
+				foreign += !(mask >> ((uint64_t)si / z->slice) & 1);
+				for (uint64_t i = (uint64_t)ri; i < (uint64_t)ri + 16; i++) {
+					uint64_t f = rix_frame(z, i);
+					if (f < z->nr_frames)
+						foreign += !(mask >> frame_colour(z, (uint32_t)f) & 1);
+				}
+				slot_hit[si / 16] = 1;
+				rec_hit[ri / 16] = 1;
+			}
+			/* Every line of the pool's slices and of its colours' records hit. */
+			uint64_t missed = 0, own_lines = 0;
+			for (uint64_t l = 0; l < (nslot + 15) / 16; l++)
+				if (mask >> (l * 16 / z->slice) & 1)
+					own_lines++, missed += !slot_hit[l];
+			for (uint64_t l = 0; l < z->rec_lines; l++)
+				if (mask >> ((zones[zi].base + l) & (z->nr_colours - 1)) & 1)
+					own_lines++, missed += !rec_hit[l];
+			char m[240];
+			snprintf(m, sizeof m, "base %llu, %llu frames, %u colours, mask %#llx: %llu outside, %llu on "
+			         "another colour's line, %llu not a line start, %llu of %llu own lines never drawn",
+			         (unsigned long long)zones[zi].base, (unsigned long long)zones[zi].frames,
+			         zones[zi].colours, (unsigned long long)mask, (unsigned long long)outside,
+			         (unsigned long long)foreign, (unsigned long long)misaligned, (unsigned long long)missed,
+			         (unsigned long long)own_lines);
+			if (outside | foreign | misaligned | missed)
+				harness_fail(__FILE__, __LINE__, m);
+		}
+		free(slot_hit);
+		free(rec_hit);
+		tz_free(&t);
+	}
 }

@@ -487,6 +487,31 @@ static inline lab_a32 *gslot(const struct lab_zone *z, const struct lab_pool *p,
 	return &z->gstore[(size_t)p->slice_colour[ci] * z->slice + 2 * place + (r & 1)];
 }
 
+/*
+ * The two decoy lines an exchange prefetches (P3), from a 64-bit draw d: a
+ * slot anywhere in the pool's own colour slices and the start of a record
+ * line anywhere among its own colours' lines, so the lines a call brings in
+ * do not depend on how full the pool is (the scattered G covers min(n/2,
+ * all) of the same lines).  Only the pool's own lines: until 2026-11-27 they
+ * were drawn over the whole zone, and each read of a line another pool
+ * writes costs that pool's CPU an invalidation before its next store there;
+ * with two exclusive owners on two CPUs, one owner's batch pairs then ran
+ * 1.5-2.2x slower while the other allocated (bench/neighbour-owners.c):
+ * a channel from one tenant's activity to another's timing.  Record line m
+ * holds frames of colour (base_pfn + m) mod nr_colours (rix: L is a
+ * multiple of nr_colours).
+ */
+static inline void decoy_lines(const struct lab_zone *z, const struct lab_pool *p, uint64_t d,
+                               const lab_a32 **slot, const lab_a32 **rec)
+{
+	uint64_t d2 = d * 0x9e3779b97f4a7c15ull, d3 = d2 * 0x9e3779b97f4a7c15ull;
+	uint32_t col = p->slice_colour[lab_bound(d, p->nr_col)];
+	uint32_t lpc = z->rec_lines >> __builtin_ctz(z->nr_colours); /* record lines per colour */
+	uint32_t cline = (uint32_t)(col - z->base_pfn) & (z->nr_colours - 1);
+	*slot = &z->gstore[(size_t)col * z->slice + lab_bound(d2, z->slice)];
+	*rec = &z->rec[16 * ((size_t)lab_bound(d3, lpc) * z->nr_colours + cline)];
+}
+
 /* ---- locks (lock.c-less: all inline) ----------------------------------------
  * A lock word holds 0 or the holder's CPU id + 1, so a nested call can tell
  * "held by the code I interrupted" (never wait) from "held by another CPU"

@@ -129,12 +129,11 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 	if (lab_likely(g < z->frame_lim))
 		__builtin_prefetch(rec_at(z, g), 1, 3);
 	__builtin_prefetch(position(z, p, pcp, lab_bound(lab_public(ahead), N + run * LAB_PIPE), n), 1, 3);
-	/* Decoys (P3): a slot anywhere in the zone's store and a record anywhere
-	 * in the zone, so the lines a call brings in depend neither on n nor on
-	 * how many colours the pool has. */
-	uint64_t d = ahead >> 32 | ahead << 32;
-	__builtin_prefetch(&z->gstore[lab_bound(d, (uint64_t)z->nr_colours * z->slice)], 0, 3);
-	__builtin_prefetch(&z->rec[lab_bound(d * 0x9e3779b97f4a7c15ull, 16ull * z->rec_lines)], 0, 3);
+	/* Decoys (P3), the pool's own lines only (decoy_lines). */
+	const lab_a32 *ds, *dr;
+	decoy_lines(z, p, lab_public(ahead >> 32 | ahead << 32), &ds, &dr); /* a uniform draw */
+	__builtin_prefetch(ds, 0, 3);
+	__builtin_prefetch(dr, 0, 3);
 }
 
 /*
