@@ -30,7 +30,8 @@ static const char help[] =
 	"                       [--plot FILE.svg|FILE.png]\n"
 	"\n"
 	"Benchmarks labyrinth in the modes a user would deploy (scrub on free,\n"
-	"deferred scrub, same-owner reuse, exclusive colours, LAB_ATOMIC) against\n"
+	"deferred scrub, same-owner reuse, exclusive colours, LAB_ATOMIC, an\n"
+	"exclusive owner per CPU with colours of its own) against\n"
 	"glibc aligned_alloc, jemalloc, mimalloc and tcmalloc (loaded with dlopen;\n"
 	"a missing one is reported, never silently skipped) and against floors\n"
 	"written here: a LIFO stack under a spinlock, a random bag under a\n"
@@ -892,6 +893,11 @@ static void targets(void)
 		snprintf(b, sizeof b, "C same-owner %s 2T/1T / ceiling", wls[w]);
 		snprintf(b + 64, 64, "T same-owner %s 2T / 1T", wls[w]);
 		context(nm, ratio(b, find("ratio", b + 64, wls[w], 2, 0, BENCH_ZONE, "lab same-owner"), ceil));
+		snprintf(nm, sizeof nm, "  context: owner per CPU (exclusive, own colours, no pool shared) %s 2T / 1T",
+		         wls[w]);
+		snprintf(b, sizeof b, "C owner per CPU %s 2T / 1T", wls[w]);
+		context(nm, ratio(b, pairs_s("lab owner per CPU", wls[w], 2, 0, "mpairs_per_s"),
+		                  pairs_s("lab owner per CPU", wls[w], 1, 0, "mpairs_per_s")));
 		snprintf(nm, sizeof nm, "  context: shared swap (global uniformity, nothing else) %s 2T / 1T", wls[w]);
 		snprintf(b, sizeof b, "C shared swap %s 2T / 1T", wls[w]);
 		context(nm, ratio(b, pairs_s("floor shared swap", wls[w], 2, 0, "mpairs_per_s"),

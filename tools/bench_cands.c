@@ -165,6 +165,28 @@ static inline void labp_idle(struct cand *c, struct tctx *t)
 	(void)c, (void)t;
 }
 
+/* labyrinth, one exclusive owner per worker thread (owner 1 + tid), each
+ * with colours of its own: tenants that share no pool and no metadata line
+ * their calls write (a hypervisor's VMs, one per CPU). */
+static inline lab_owner_t labo_owner(const struct cand *c, const struct tctx *t)
+{
+	return (lab_owner_t)(1 + (unsigned)t->tid % c->nr_owners);
+}
+
+static inline int labo_alloc(struct cand *c, struct tctx *t, unsigned order, uint64_t *h)
+{
+	return lab_alloc(c->hz.zone, labo_owner(c, t), order, c->aflags, h);
+}
+
+static inline void labo_free(struct cand *c, struct tctx *t, uint64_t h, unsigned order)
+{
+	int rc = lab_free(c->hz.zone, labo_owner(c, t), h, order);
+	if (__builtin_expect(rc != LAB_OK, 0))
+		bad_free(c->name, rc);
+}
+
+#define labo_idle labp_idle
+
 /* labyrinth, two shared owners alternating: every frame changes owner. The
  * owner that allocated rides in the handle's top bits. */
 #define OWNER_SHIFT 48
@@ -683,6 +705,7 @@ static void bulk_free_batch(struct cand *c, struct tctx *t, const uint64_t *held
 	}
 
 BENCH_FAMILY(labp)
+BENCH_FAMILY(labo)
 BENCH_FAMILY(labx)
 BENCH_FAMILY(labd)
 BENCH_FAMILY(glibc)
@@ -964,7 +987,16 @@ static int lab_setup(struct cand *c)
 	uint64_t half = nc >= 2 ? (nc >= 128 ? UINT64_MAX : (1ull << (nc / 2)) - 1) : all;
 	struct lab_owner_cfg oc = {.colours = all};
 	double t0 = cli_now();
-	if (c->exclusive) {
+	if (c->owner_per_cpu) {
+		/* nr_owners exclusive owners, colours cut into that many runs. */
+		unsigned per = nc / c->nr_owners;
+		oc.flags = LAB_OWNER_EXCLUSIVE;
+		for (unsigned i = 0; i < c->nr_owners && rc == LAB_OK; i++) {
+			oc.colours = (per >= 64 ? UINT64_MAX : (1ull << per) - 1) << (i * per);
+			rc = lab_owner_add(c->hz.zone, 1 + i, &oc);
+		}
+		c->owner_s = cli_now() - t0;
+	} else if (c->exclusive) {
 		oc.colours = c->half_colours ? half : all;
 		oc.flags = LAB_OWNER_EXCLUSIVE;
 		rc = lab_owner_add(c->hz.zone, 1, &oc);
@@ -1112,7 +1144,7 @@ static void floor_teardown(struct cand *c)
 	c->fl = NULL;
 }
 
-static struct cand C[13];
+static struct cand C[14];
 
 int bench_candidates(struct cand **out)
 {
@@ -1152,6 +1184,19 @@ int bench_candidates(struct cand **out)
 	LAB("lab atomic", "same-owner with LAB_ATOMIC (may use the atomic reserve)");
 	c->exclusive = true, c->aflags = LAB_ATOMIC;
 	SET_FAMILY(c, labp);
+
+	LAB("lab owner per CPU",
+	    "one exclusive owner per worker thread, each with its own colours (the colours cut in "
+	    "as many runs as there are workers, at most 8; a 1 GiB zone per owner): tenants that "
+	    "share no pool, LAB_EXCLUSIVE|LAB_NOWAIT");
+	c->owner_per_cpu = true, c->exclusive = true, c->aflags = LAB_NOWAIT | LAB_EXCLUSIVE;
+	c->nr_owners = bench_pool_size() < 8 ? bench_pool_size() : 8;
+	if (c->nr_owners < 1)
+		c->nr_owners = 1;
+	c->zone_bytes = (uint64_t)c->nr_owners * BENCH_ZONE;
+	c->no_cross = true;
+	c->no_cross_why = "n/a: a frame freed on the other CPU would be another owner's (refused)";
+	SET_FAMILY(c, labo);
 #undef LAB
 
 #define GPC(nm, lg, F, su)                                                                 \

@@ -101,6 +101,9 @@ struct cand {
 	uint64_t zone_bytes;
 	uint32_t zone_flags;
 	bool no_touch, exclusive, half_colours; /* the hosted layer faults arenas in */
+	bool owner_per_cpu;    /* owners 1..nr_owners, exclusive, worker t uses
+	                          owner 1 + t mod nr_owners                       */
+	unsigned nr_owners;
 	unsigned aflags;       /* LAB_NOWAIT / LAB_ATOMIC / | LAB_EXCLUSIVE      */
 	bool bulk_free;        /* one owner: batch frees through lab_free_bulk   */
 	lab_owner_t owner;     /* single-owner families                          */
