@@ -10,7 +10,11 @@
  *   noquota  runs immediate pairs for owner 1 without a quota,
  *   batch    runs batches for owner 1 without a quota,
  *   refused  makes refused frees (lab_free of a frame owner 1 does not
- *            hold: the zone counts them).
+ *            hold: the zone counts them),
+ *   memory   calls no allocator at all: random read-modify-writes of lines
+ *            of a 64 MiB buffer of its own (the machine's share: what any
+ *            memory-bound neighbour costs through the caches and memory the
+ *            two CPUs share).
  * Owner 2's ns per pair should not depend on what owner 1 does.  Until
  * 2026-11-27 the owner structures were 56 bytes, so owner 1's counter and
  * owner 2's state shared a cache line: "quota" made owner 2's pairs 1.8-2.2x
@@ -36,8 +40,10 @@
 #include "labyrinth.h"
 #include "labyrinth/hosted.h"
 
-enum { IDLE, QUOTA, NOQUOTA, BATCH, REFUSED, NMODES };
-static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "batch", "refused"};
+enum { IDLE, QUOTA, NOQUOTA, BATCH, REFUSED, MEMORY, NMODES };
+static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "batch", "refused", "memory"};
+#define MEM_LINES (64u << 20 >> 6)
+static uint64_t *mem;
 #define BATCH_LEN 32768
 
 static volatile int stop;
@@ -77,6 +83,12 @@ static void *neighbour(void *arg)
 		uint64_t pfn;
 		if (mode == BATCH) {
 			batch(1, held);
+		} else if (mode == MEMORY) {
+			static uint64_t x = 0x9e3779b97f4a7c15ull;
+			for (int i = 0; i < 4096; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				mem[(x % MEM_LINES) * 8] += 1;
+			}
 		} else if (mode == REFUSED) {
 			lab_free(zone, 1, 12345, 0);
 		} else if (lab_alloc(zone, 1, 0, LAB_NOWAIT, &pfn) == LAB_OK) {
@@ -139,7 +151,8 @@ static double run(int m, bool batched, uint64_t *held)
 int main(void)
 {
 	uint64_t *held = malloc(2 * BATCH_LEN * sizeof *held);
-	if (!held)
+	mem = calloc(MEM_LINES, 64);
+	if (!held || !mem)
 		return 1;
 	for (int batched = 0; batched < 2; batched++) {
 		printf("owner 2's order-0 %s pair on CPU 1 (ns), by what owner 1 does on CPU 0:\n",
@@ -152,5 +165,6 @@ int main(void)
 		}
 	}
 	free(held);
+	free(mem);
 	return 0;
 }
