@@ -22,10 +22,16 @@
  * 2026-11-27 each exchange's decoy prefetches read lines anywhere in the
  * zone, other pools' too: owner 2's batch pairs ran 1.5x slower under
  * "batch" and 2.2x under "noquota" (decoy_lines in src/core/internal.h).
- * Build and run:
+ * The owners' colours are the two halves (owner 1 the low one), or with
+ * the argument "interleaved" the even and the odd colours: record lines
+ * are then the two owners' in turn, and until the frame table stored each
+ * colour's lines in blocks of 16 (rec_line in src/core/internal.h) the
+ * hardware's adjacent-line prefetch carried one owner's lines to the other's
+ * CPU: owner 2's batch pairs ran 2.2-2.6x slower while owner 1 allocated
+ * (docs/DESIGN-NOTES.md, colours).  Build and run:
  *
  *   cc -O2 -Iinclude bench/neighbour-owners.c build/liblabyrinth.a -lpthread \
- *      -o build/neighbour-owners && build/neighbour-owners
+ *      -o build/neighbour-owners && build/neighbour-owners [interleaved]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -44,6 +50,7 @@ enum { IDLE, QUOTA, NOQUOTA, BATCH, REFUSED, MEMORY, NMODES };
 static const char *const mode_name[NMODES] = {"idle", "quota", "noquota", "batch", "refused", "memory"};
 #define MEM_LINES (64u << 20 >> 6)
 static uint64_t *mem;
+static bool interleaved;
 #define BATCH_LEN 32768
 
 static volatile int stop;
@@ -111,7 +118,8 @@ static double run(int m, bool batched, uint64_t *held)
 		exit(1);
 	}
 	zone = hz.zone;
-	uint64_t all = ~0ull >> (64 - hz.colours), lo = all >> (hz.colours / 2);
+	uint64_t all = ~0ull >> (64 - hz.colours);
+	uint64_t lo = interleaved ? 0x5555555555555555ull & all : all >> (hz.colours / 2);
 	struct lab_owner_cfg a = {.colours = lo, .flags = LAB_OWNER_EXCLUSIVE,
 	                          .quota = m == QUOTA ? 1u << 20 : 0};
 	struct lab_owner_cfg b = {.colours = all & ~lo, .flags = LAB_OWNER_EXCLUSIVE};
@@ -148,8 +156,15 @@ static double run(int m, bool batched, uint64_t *held)
 	return ns;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "interleaved"))) {
+		fprintf(stderr, "usage: neighbour-owners [interleaved]\n");
+		return 2;
+	}
+	interleaved = argc == 2;
+	printf("owners' colours: %s\n", interleaved ? "owner 1 the even ones, owner 2 the odd ones"
+	                                            : "owner 1 the low half, owner 2 the high half");
 	uint64_t *held = malloc(2 * BATCH_LEN * sizeof *held);
 	mem = calloc(MEM_LINES, 64);
 	if (!held || !mem)

@@ -8,8 +8,9 @@
  * 64-byte lines, which is what keeps a nearly full pool's footprint as wide
  * as a nearly empty one's; a line of slots holds one colour's slots only.
  * And the frame table (rix): frame -> record is one-to-one, a record line
- * holds frames of one colour only, and a contiguous run of frames spreads
- * over as many lines as a scattered set.  And the decoy lines an exchange
+ * holds frames of one colour only, a colour's lines are stored in blocks of
+ * 16 (fewer in small zones), and a contiguous run of frames spreads over as
+ * many lines as a scattered set.  And the decoy lines an exchange
  * prefetches (decoy_lines) are the pool's own and cover all of them.
  */
 #include "harness.h"
@@ -156,6 +157,15 @@ static void check_records(struct lab_zone *z, const char *what)
 			mixed++;
 		line_colour[i / 16] = c;
 	}
+	/* A colour's lines are stored G at a time: two neighbouring lines inside
+	 * a block of G are of one colour (the adjacent-line prefetch then does
+	 * not cross owners), and G is 16 once the zone fills a group of 16
+	 * lines per colour. */
+	uint64_t G = 1ull << z->rec_glg, split = 0;
+	for (uint64_t l = 0; l + 1 < L; l++)
+		if ((l + 1) % G && line_colour[l] >= 0 && line_colour[l + 1] >= 0 && line_colour[l] != line_colour[l + 1])
+			split++;
+	bool small_g = (N + 15) / 16 >= 16ull * z->nr_colours && G != 16;
 	/* Runs of L consecutive frames, at a few starts, each on L lines. */
 	uint64_t short_runs = 0;
 	uint8_t *hit = calloc(L, 1);
@@ -172,9 +182,11 @@ static void check_records(struct lab_zone *z, const char *what)
 	free(line_colour);
 	char m[400];
 	snprintf(m, sizeof m, "%s: %llu records out of the table, %llu twice, %llu mixed-colour lines, %llu runs "
-	         "of L frames on fewer than L lines", what, (unsigned long long)bad_range, (unsigned long long)dup,
-	         (unsigned long long)mixed, (unsigned long long)short_runs);
-	if (bad_range | dup | mixed | short_runs)
+	         "of L frames on fewer than L lines, %llu colour changes inside a block of G = %llu lines%s", what,
+	         (unsigned long long)bad_range, (unsigned long long)dup, (unsigned long long)mixed,
+	         (unsigned long long)short_runs, (unsigned long long)split, (unsigned long long)G,
+	         small_g ? " (G < 16 in a zone that fills 16)" : "");
+	if (bad_range | dup | mixed | short_runs | split || small_g)
 		harness_fail(__FILE__, __LINE__, m);
 }
 
@@ -212,6 +224,7 @@ TEST(layout_frame_table_division_exact)
 		memset(&z, 0, sizeof z);
 		z.rec_lines = Ls[li];
 		z.rec_magic = UINT64_MAX / Ls[li] + 1;
+		z.rec_hmask = ~0u; /* no group bits: lines stored in order (rec_line the identity) */
 		uint64_t top = 16ull * Ls[li] < (1ull << 32) ? 16ull * Ls[li] : (1ull << 32);
 		for (int k = 0; k < 200000; k++) {
 			uint64_t f;
@@ -294,8 +307,8 @@ TEST(layout_decoys_own_lines)
 			for (uint64_t l = 0; l < (nslot + 15) / 16; l++)
 				if (mask >> (l * 16 / z->slice) & 1)
 					own_lines++, missed += !slot_hit[l];
-			for (uint64_t l = 0; l < z->rec_lines; l++)
-				if (mask >> ((zones[zi].base + l) & (z->nr_colours - 1)) & 1)
+			for (uint64_t l = 0; l < z->rec_lines; l++) /* a stored line's colour: its first frame's */
+				if (mask >> ((zones[zi].base + rix_frame(z, 16 * l)) & (z->nr_colours - 1)) & 1)
 					own_lines++, missed += !rec_hit[l];
 			char m[240];
 			snprintf(m, sizeof m, "base %llu, %llu frames, %u colours, mask %#llx: %llu outside, %llu on "

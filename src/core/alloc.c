@@ -34,7 +34,7 @@ static inline struct lab_owner *live_owner(struct lab_zone *z, lab_owner_t owner
 }
 
 /* Order 0 from the CPU's pcp. */
-static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f)
+static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f, lab_a32 **rf)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
@@ -70,9 +70,11 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
 	__builtin_prefetch(rec_at(z, lab_public(ld_relaxed(&pcp->ring[pcp->head]))), 1, 3);
-	if (lab_unlikely(lab_public(ld_relaxed(rec_at(z, x)) != rec_make(z, x, ST_PCP, 0, pool))))
+	lab_a32 *rx = rec_at(z, x);
+	if (lab_unlikely(lab_public(ld_relaxed(rx) != rec_make(z, x, ST_PCP, 0, pool))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
+	*rf = rx; /* computed once: lab_alloc writes it next */
 	return LAB_OK;
 }
 
@@ -230,9 +232,10 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 	}
 
 	uint32_t f = 0;
+	lab_a32 *rf = NULL;
 	int rc;
 	if (order == 0 && c.rng && p->pcp_max) {
-		rc = alloc0_pcp(&c, pool, flags, &f);
+		rc = alloc0_pcp(&c, pool, flags, &f, &rf);
 	} else if (order == 0) {
 		rc = alloc0_locked(&c, pool, flags, &f);
 	} else {
@@ -249,14 +252,16 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		for (uint32_t i = 1; i < K; i++)
 			st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_TAIL, order, owner));
 		uint32_t head = rec_make(z, f, ST_ALLOC, order, owner);
-		st_release(rec_at(z, f), head);
+		if (!rf)
+			rf = rec_at(z, f);
+		st_release(rf, head);
 		/* Owner removal stores DYING, then makes every CPU run a barrier
 		 * (lab_plat_sync_cpus), then scans records: either it sees this
 		 * record, or we see DYING here and give the block back. */
 		atomic_signal_fence(memory_order_seq_cst);
 		if (lab_unlikely(ld_relaxed(&o->state) != OWNER_ACTIVE)) {
 			uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
-			if (atomic_compare_exchange_strong(rec_at(z, f), &head, busy)) {
+			if (atomic_compare_exchange_strong(rf, &head, busy)) {
 				for (uint32_t i = 1; i < K; i++)
 					st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 				give_back(&c, pool, f, K);
@@ -306,7 +311,7 @@ static inline int classify(const struct lab_zone *z, uint32_t i, uint32_t v, lab
 
 /* Return a block whose records we hold BUSY: scrub, then into the pool. */
 static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner, uint32_t pool,
-                       uint32_t f, uint32_t K, uint32_t head)
+                       uint32_t f, lab_a32 *rf, uint32_t K, uint32_t head)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
@@ -317,7 +322,7 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 	} else if (K == 1 && c->rng && p->pcp_max) {
 		if (scrub)
 			lab_scrub_frames(c, f, 1);
-		if (!lab_free_insert(c, pool, f))
+		if (!lab_free_insert_at(c, pool, f, rf))
 			lab_plat_panic("labyrinth: free insert failed");
 	} else {
 		/* Nested, slot-less or order > 0: under the pool lock, with the
@@ -342,7 +347,7 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 			lab_ctx_rng_put(c, took);
 			for (uint32_t i = 1; i < K; i++)
 				st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_TAIL, rec_a(head), owner));
-			st_release(rec_at(z, f), head);
+			st_release(rf, head);
 			return LAB_EBUSY;
 		}
 	}
@@ -396,7 +401,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 			lab_plat_panic("labyrinth: corrupt block tail");
 		st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_BUSY, 0, c.id & 0xfffu));
 	}
-	rc = free_commit(&c, o, owner, o->pool, f, K, v);
+	rc = free_commit(&c, o, owner, o->pool, f, rf, K, v);
 	lab_ctx_exit(&c);
 	return rc;
 }

@@ -224,6 +224,11 @@ void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dy
  */
 bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
 {
+	return lab_free_insert_at(c, pool, f, rec_at(c->z, f));
+}
+
+bool lab_free_insert_at(struct lab_ctx *c, uint32_t pool, uint32_t f, lab_a32 *rf)
+{
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
 	bool ok;
@@ -235,7 +240,7 @@ bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f)
 		/* Room for one more first: the exchange appends at the tail. */
 		if (lab_unlikely(ld_relaxed(&pcp->count) >= p->pcp_max))
 			pcp_spill(z, c->id, pool, pcp, p->pcp_batch);
-		if (lab_likely(lab_pool_exchange(z, pool, pcp, c->rng, c->id, f)))
+		if (lab_likely(lab_pool_exchange(z, pool, pcp, c->rng, c->id, f, rf)))
 			return true;
 	}
 	bool took;

@@ -340,6 +340,9 @@ struct lab_zone {
 	uint32_t slice;    /* G slots per colour (a multiple of 16; even for 1)  */
 	uint32_t slice_lg; /* log2 of the lines a slice's rows are spread over   */
 	uint32_t rec_lines; /* L: lines of 16 records the frame table spreads over */
+	uint32_t rec_glg;   /* log2 G: a colour's lines are stored G at a time (rix) */
+	uint32_t col_lg;    /* log2 nr_colours                                     */
+	uint32_t rec_cmask, rec_gmask, rec_hmask; /* C - 1, G - 1, ~(G C - 1) (rix) */
 	uint64_t rec_magic; /* floor((2^64 - 1) / L) + 1: frame -> line (rix)     */
 	uint32_t reserve_permille;
 	uint32_t frame_lim; /* frames that can ever be free: nr_frames, less frame
@@ -435,22 +438,42 @@ static inline uint32_t frame_colour(const struct lab_zone *z, uint32_t frame)
 
 /*
  * Where frame f's record is (P3, P6): the frame table is transposed over L =
- * rec_lines lines of 16 records, frame f at line f mod L, place f / L.  So
+ * rec_lines lines of 16 records, frame f on line m = f mod L, place f / L.  So
  * any run of frames, a contiguous one as much as a scattered one, has its
  * records on min(run, L) distinct lines spread over the whole table: which
  * frames are free (all at the end, one run, a checkerboard) does not decide
  * how many lines a free's record traffic spans, the audit's C2 and C3 (at
  * 10^6 measurements, free |t| 13-24 -> 1-5 in a prototype).  L is a multiple
- * of nr_colours, so the 16 frames of a line are of one colour, one pool:
- * owners whose colours differ never share a record line, and one owner's
- * frees do not move a line another owner's frees need.  The price: a block
- * of 2^k frames has its records on 2^k lines, not 2^k / 16.
+ * of G nr_colours, so the 16 frames of a line are of one colour, one pool:
+ * owners whose colours differ never share a record line.  Line m is stored
+ * at rec_line(m): within each group of G nr_colours lines, the G lines of
+ * one colour are consecutive (m = g G C + q C + c goes to g G C + c G + q).
+ * Stored in the order of m, the colours alternated line by line, and the
+ * hardware's adjacent-line prefetch carried one owner's lines into the cache
+ * of the CPU working on the next colour's: with two exclusive owners of the
+ * even and the odd colours, one owner's batch pairs ran 2.2x slower while
+ * the other allocated (bench/neighbour-owners.c interleaved, vCPUs far
+ * apart; two CPUs writing random lines of line-interleaved halves of a
+ * buffer, 1.15-1.21x, of halves interleaved in runs of 16 lines, 1.00-1.02x).
+ * G is 16, or as many lines as a small zone has per colour, so metadata
+ * stays 8 bytes a frame (lab_zone_init).  The price: a block of 2^k frames
+ * has its records on 2^k lines, not 2^k / 16.
  */
+static inline uint32_t rec_line(const struct lab_zone *z, uint32_t m)
+{
+	return (m & z->rec_hmask) | (m & z->rec_cmask) << z->rec_glg | (m >> z->col_lg & z->rec_gmask);
+}
+
+/* rec_line inverted. */
+static inline uint32_t rec_line_inv(const struct lab_zone *z, uint32_t l)
+{
+	return (l & z->rec_hmask) | (l & z->rec_gmask) << z->col_lg | (l >> z->rec_glg & z->rec_cmask);
+}
+
 static inline uint32_t rix(const struct lab_zone *z, uint32_t f)
 {
 	uint32_t q = (uint32_t)mulhi_64x32(z->rec_magic, f); /* f / L, exact for 32-bit f */
-	/* 16 (f - qL) + q = 16f - q(16L - 1): one multiply after the first. */
-	return (f << 4) - q * (z->rec_lines * 16 - 1);
+	return rec_line(z, f - q * z->rec_lines) << 4 | q;
 }
 
 /* Frame f's record. */
@@ -465,7 +488,7 @@ static inline lab_a32 *rec_at(const struct lab_zone *z, uint32_t f)
  * line per frame). */
 static inline uint64_t rix_frame(const struct lab_zone *z, uint64_t i)
 {
-	return (i & 15) * z->rec_lines + (i >> 4);
+	return (i & 15) * z->rec_lines + rec_line_inv(z, (uint32_t)(i >> 4));
 }
 
 /*
@@ -497,19 +520,19 @@ static inline lab_a32 *gslot(const struct lab_zone *z, const struct lab_pool *p,
  * writes costs that pool's CPU an invalidation before its next store there;
  * with two exclusive owners on two CPUs, one owner's batch pairs then ran
  * 1.5-2.2x slower while the other allocated (bench/neighbour-owners.c):
- * a channel from one tenant's activity to another's timing.  Record line m
- * holds frames of colour (base_pfn + m) mod nr_colours (rix: L is a
- * multiple of nr_colours).
+ * a channel from one tenant's activity to another's timing.  Line m holds
+ * frames of colour (base_pfn + m) mod nr_colours (rix: L is a multiple of
+ * nr_colours); the k-th of colour c's lines is m = k nr_colours + c.
  */
 static inline void decoy_lines(const struct lab_zone *z, const struct lab_pool *p, uint64_t d,
                                const lab_a32 **slot, const lab_a32 **rec)
 {
 	uint64_t d2 = d * 0x9e3779b97f4a7c15ull, d3 = d2 * 0x9e3779b97f4a7c15ull;
 	uint32_t col = p->slice_colour[lab_bound(d, p->nr_col)];
-	uint32_t lpc = z->rec_lines >> __builtin_ctz(z->nr_colours); /* record lines per colour */
-	uint32_t cline = (uint32_t)(col - z->base_pfn) & (z->nr_colours - 1);
+	uint32_t lpc = z->rec_lines >> z->col_lg; /* record lines per colour */
+	uint32_t c = (uint32_t)(col - z->base_pfn) & (z->nr_colours - 1), k = lab_bound(d3, lpc);
 	*slot = &z->gstore[(size_t)col * z->slice + lab_bound(d2, z->slice)];
-	*rec = &z->rec[16 * ((size_t)lab_bound(d3, lpc) * z->nr_colours + cline)];
+	*rec = &z->rec[16 * (size_t)rec_line(z, k << z->col_lg | c)];
 }
 
 /* ---- locks (lock.c-less: all inline) ----------------------------------------
@@ -585,7 +608,7 @@ uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
 void lab_pool_set_colours(const struct lab_zone *z, struct lab_pool *p, uint64_t mask);
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f);
+                       uint32_t me, uint32_t f, lab_a32 *rf);
 
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                              uint32_t *out, uint32_t want);
@@ -603,6 +626,8 @@ uint32_t lab_pool_of_frame(const struct lab_zone *z, uint32_t frame);
 /* Insert frame f (record BUSY, held by us) into pool: exchange when we have
  * a pcp, else insert at a random position under the lock. */
 bool lab_free_insert(struct lab_ctx *c, uint32_t pool, uint32_t f);
+/* The same, with f's record already located (rf = rec_at(z, f)). */
+bool lab_free_insert_at(struct lab_ctx *c, uint32_t pool, uint32_t f, lab_a32 *rf);
 bool lab_nested_queue(struct lab_ctx *c, uint32_t f);
 
 /* ---- owner.c ------------------------------------------------------------------ */

@@ -158,7 +158,7 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
  * changed and the caller inserts f under the pool lock.
  */
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f)
+                       uint32_t me, uint32_t f, lab_a32 *rf)
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t count = ld_relaxed(&pcp->count);
@@ -168,7 +168,6 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 	uint32_t bpcp = rec_body(ST_PCP, 0, pool), lpcp = rec_lin(z, ST_PCP, 0, pool);
 	uint32_t hf = rec_fhash(z, f);
 	uint32_t fbusy = rec_build(bbusy, lbusy, hf), fpcp = rec_build(bpcp, lpcp, hf);
-	lab_a32 *rf = rec_at(z, f);
 
 	st_relaxed(tail, f); /* f at the end: position n + count */
 	for (int t = 0; t < LAB_XCHG_TRIES; t++) { /* bound: LAB_XCHG_TRIES */

@@ -7,8 +7,9 @@
  *   records[16 * rec_lines] (4 B) | pool slots[nr_colours * slice] (4 B)
  * slice = ceil(nr_frames / nr_colours) rounded up to a multiple of 16 (a
  * line of slots; to even with one colour), rec_lines = ceil(nr_frames / 16)
- * rounded up to a multiple of nr_colours (at least 2), so the per-frame cost
- * is 8 bytes (plus < 128 * nr_colours + 128 bytes of padding in all), and no
+ * rounded up to a multiple of G nr_colours (at least 2; G = 16 lines of a
+ * colour stored together, fewer in a small zone: rix), so the per-frame cost
+ * is 8 bytes (plus < 1088 * nr_colours + 128 bytes of padding in all), and no
  * line of records or of slots holds two colours' entries.  Frame f's record
  * is at rix(z, f) (internal.h).  A pool's slots are scattered over its
  * colours' slices (gslot in internal.h).  Frame numbers are 32-bit: up to
@@ -22,6 +23,7 @@
 
 struct layout {
 	uint64_t owners, pools, cpus, cpu_stride, rec, gstore, total, slice, rec_lines;
+	uint32_t rec_glg;
 };
 
 static bool is_pow2(uint32_t x)
@@ -82,7 +84,14 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	l->cpus = l->pools + ALIGN64(C * sizeof(struct lab_pool));
 	l->cpu_stride = ALIGN64(sizeof(struct lab_cpu) + C * sizeof(struct lab_pcp) +
 	                        (cfg->max_owners + 1ull) * sizeof(lab_a64));
-	l->rec_lines = ((N + 15) / 16 + C - 1) / C * C;
+	/* G, the lines of a colour stored together (rix): 16, or as many as the
+	 * zone has per colour, so a small zone is not padded to 16 a colour. */
+	uint64_t lines = (N + 15) / 16;
+	l->rec_glg = 0;
+	while (l->rec_glg < 4 && (2ull << l->rec_glg) * C <= lines)
+		l->rec_glg++;
+	uint64_t group = C << l->rec_glg;
+	l->rec_lines = (lines + group - 1) / group * group;
 	if (l->rec_lines < 2)
 		l->rec_lines = 2; /* rix's magic needs a divisor >= 2 */
 	l->rec = l->cpus + cfg->nr_cpus * l->cpu_stride;
@@ -225,6 +234,11 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	while ((32ull << z->slice_lg) <= l.slice)
 		z->slice_lg++;
 	z->rec_lines = (uint32_t)l.rec_lines;
+	z->rec_glg = l.rec_glg;
+	z->col_lg = (uint32_t)__builtin_ctz(cfg->nr_colours);
+	z->rec_cmask = cfg->nr_colours - 1;
+	z->rec_gmask = (1u << l.rec_glg) - 1;
+	z->rec_hmask = ~((cfg->nr_colours << l.rec_glg) - 1);
 	z->rec_magic = UINT64_MAX / l.rec_lines + 1;
 	z->reserve_permille = cfg->reserve_permille;
 	z->base_pfn = cfg->base_pfn;
