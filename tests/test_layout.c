@@ -16,6 +16,19 @@
 #include "harness.h"
 #include "internal.h"
 
+/* Every colour of a zone with n colours, as a mask. */
+static uint64_t all_colours(unsigned n)
+{
+	return n == 64 ? ~0ull : (1ull << n) - 1;
+}
+
+/* A pool over exactly the colours of mask, laid out the library's way. */
+static void pool_over(const struct lab_zone *z, uint64_t mask, struct lab_pool *p)
+{
+	memset(p, 0, sizeof *p);
+	lab_pool_set_colours(z, p, mask);
+}
+
 static void check_pool(struct lab_zone *z, const struct lab_pool *p, const char *what)
 {
 	uint64_t total = (uint64_t)z->nr_colours * z->slice;
@@ -71,15 +84,13 @@ TEST(layout_pool_slots_scattered_one_to_one)
 	static const uint64_t masks[] = {~0ull, 0x1, 0x3, 0x5, 0x7, 0xf0f0f0f0f0f0f0f0ull, 0x8000000000000001ull};
 	for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
 		struct tzone t = tz_make(zones[zi].frames, zones[zi].colours, 2, LAB_ZONE_ZEROED, (uint8_t)zi);
-		uint64_t all = zones[zi].colours == 64 ? ~0ull : (1ull << zones[zi].colours) - 1;
+		uint64_t all = all_colours(zones[zi].colours);
 		for (size_t mi = 0; mi < sizeof masks / sizeof masks[0]; mi++) {
 			uint64_t mask = masks[mi] & all;
 			if (!mask)
 				continue;
-			/* A pool over exactly these colours, laid out the library's way. */
 			struct lab_pool p;
-			memset(&p, 0, sizeof p);
-			lab_pool_set_colours(t.z, &p, mask);
+			pool_over(t.z, mask, &p);
 			char what[120];
 			snprintf(what, sizeof what, "%llu frames, %u colours, mask %#llx",
 			         (unsigned long long)zones[zi].frames, zones[zi].colours, (unsigned long long)mask);
@@ -115,8 +126,7 @@ TEST(layout_slot_lines_one_colour)
 			line_colour[l] = -1;
 		for (uint32_t c = 0; c < z->nr_colours; c++) {
 			struct lab_pool p;
-			memset(&p, 0, sizeof p);
-			lab_pool_set_colours(z, &p, 1ull << c);
+			pool_over(z, 1ull << c, &p);
 			for (uint64_t r = 0; r < p.cap; r++) {
 				uint64_t l = (uint64_t)(gslot(z, &p, (uint32_t)r) - z->gstore) / 16;
 				if (line_colour[l] >= 0 && line_colour[l] != (int16_t)c)
@@ -144,7 +154,7 @@ static void check_records(struct lab_zone *z, const char *what)
 	ASSERT_TRUE(seen && line_colour);
 	for (uint64_t l = 0; l < L; l++)
 		line_colour[l] = -1;
-	uint64_t bad_range = 0, dup = 0, mixed = 0;
+	uint64_t bad_range = 0, dup = 0, mixed = 0, not_inverse = 0;
 	for (uint64_t f = 0; f < N; f++) {
 		uint64_t i = rix(z, (uint32_t)f);
 		if (i >= nrec) {
@@ -152,6 +162,7 @@ static void check_records(struct lab_zone *z, const char *what)
 			continue;
 		}
 		dup += seen[i]++ != 0;
+		not_inverse += rix_frame(z, i) != f;
 		int16_t c = (int16_t)frame_colour(z, (uint32_t)f);
 		if (line_colour[i / 16] >= 0 && line_colour[i / 16] != c)
 			mixed++;
@@ -180,13 +191,13 @@ static void check_records(struct lab_zone *z, const char *what)
 	free(hit);
 	free(seen);
 	free(line_colour);
-	char m[400];
-	snprintf(m, sizeof m, "%s: %llu records out of the table, %llu twice, %llu mixed-colour lines, %llu runs "
-	         "of L frames on fewer than L lines, %llu colour changes inside a block of G = %llu lines%s", what,
-	         (unsigned long long)bad_range, (unsigned long long)dup, (unsigned long long)mixed,
-	         (unsigned long long)short_runs, (unsigned long long)split, (unsigned long long)G,
-	         small_g ? " (G < 16 in a zone that fills 16)" : "");
-	if (bad_range | dup | mixed | short_runs | split || small_g)
+	char m[480];
+	snprintf(m, sizeof m, "%s: %llu records out of the table, %llu twice, %llu not inverted by rix_frame, "
+	         "%llu mixed-colour lines, %llu runs of L frames on fewer than L lines, %llu colour changes inside "
+	         "a block of G = %llu lines%s", what, (unsigned long long)bad_range, (unsigned long long)dup,
+	         (unsigned long long)not_inverse, (unsigned long long)mixed, (unsigned long long)short_runs,
+	         (unsigned long long)split, (unsigned long long)G, small_g ? " (G < 16 in a zone that fills 16)" : "");
+	if (bad_range | dup | not_inverse | mixed | short_runs | split || small_g)
 		harness_fail(__FILE__, __LINE__, m);
 }
 
@@ -204,7 +215,7 @@ TEST(layout_frame_table_transposed)
 		         zones[zi].colours);
 		check_records(t.z, what);
 		/* Whatever the layout, the library itself agrees with it. */
-		uint64_t all = zones[zi].colours == 64 ? ~0ull : (1ull << zones[zi].colours) - 1;
+		uint64_t all = all_colours(zones[zi].colours);
 		tz_owner(&t, 1, all, 0, false);
 		EXPECT_EQ(lab_check(t.z), LAB_OK);
 		tz_free(&t);
@@ -268,7 +279,7 @@ TEST(layout_decoys_own_lines)
 		cfg.flags = LAB_ZONE_NO_SCRUB;
 		struct tzone t = tz_make_cfg(&cfg, (uint8_t)zi);
 		struct lab_zone *z = t.z;
-		uint64_t all = z->nr_colours == 64 ? ~0ull : (1ull << z->nr_colours) - 1;
+		uint64_t all = all_colours(z->nr_colours);
 		uint64_t nslot = (uint64_t)z->nr_colours * z->slice, nrec = 16ull * z->rec_lines;
 		uint8_t *slot_hit = calloc((nslot + 15) / 16, 1), *rec_hit = calloc(z->rec_lines, 1);
 		ASSERT_TRUE(slot_hit && rec_hit);
@@ -277,8 +288,7 @@ TEST(layout_decoys_own_lines)
 			if (!mask)
 				continue;
 			struct lab_pool p;
-			memset(&p, 0, sizeof p);
-			lab_pool_set_colours(z, &p, mask);
+			pool_over(z, mask, &p);
 			memset(slot_hit, 0, (nslot + 15) / 16);
 			memset(rec_hit, 0, z->rec_lines);
 			uint64_t outside = 0, foreign = 0, misaligned = 0;
