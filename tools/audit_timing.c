@@ -205,13 +205,14 @@ enum layout {
 };
 
 /* Bring the zone in s to a layout: its owner(s) on `mask`, then every frame
- * of the pool allocated and exactly the frames the layout wants freed.  A
+ * of the pool allocated by `builder` (OWNER, or in a shared pool OTHER) and
+ * exactly the frames the layout wants freed, by the same owner.  A
  * zone already built is first re-initialised in place, over the same
  * metadata and frames, with a fresh seed: run_pair moves the class states
  * between zones' memory this way (see there).  The audit never writes a
  * frame, and scrubs write zeros, so the arena is still LAB_ZONE_ZEROED. */
 static int set_state(struct state *s, const char *name, uint64_t mask, bool shared, enum layout lay,
-                     uint32_t zone_flags, uint64_t seed)
+                     uint32_t builder, uint32_t zone_flags, uint64_t seed)
 {
 	uint8_t sd[32];
 	for (int i = 0; i < 32; i++)
@@ -232,7 +233,7 @@ static int set_state(struct state *s, const char *name, uint64_t mask, bool shar
 		return -1;
 	/* Take every frame of the pool, then free the layout's free set. */
 	uint64_t *all = malloc(FRAMES * sizeof(uint64_t)), n = 0, pfn;
-	while (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) == LAB_OK)
+	while (lab_alloc(s->z, builder, 0, LAB_ATOMIC, &pfn) == LAB_OK)
 		all[n++] = pfn;
 	/* Sort (by marking) so layouts can talk about positions. */
 	uint8_t *have = calloc(FRAMES, 1);
@@ -271,7 +272,7 @@ static int set_state(struct state *s, const char *name, uint64_t mask, bool shar
 	}
 	for (uint64_t i = 0; i < n; i++)
 		if (freeit[i])
-			lab_free(s->z, OWNER, all[i], 0);
+			lab_free(s->z, builder, all[i], 0);
 	lab_cpu_drain(s->z);
 	free(all);
 	free(have);
@@ -283,7 +284,7 @@ static int build_state(struct state *s, const char *name, uint64_t mask, bool sh
                        uint32_t zone_flags, uint64_t seed)
 {
 	memset(s, 0, sizeof *s);
-	return set_state(s, name, mask, shared, lay, zone_flags, seed);
+	return set_state(s, name, mask, shared, lay, OWNER, zone_flags, seed);
 }
 
 static void drop_state(struct state *s)
@@ -393,26 +394,31 @@ struct pair {
 	uint64_t mask_a, mask_b;
 	bool shared;
 	enum layout la, lb;
-	uint32_t owner_b;
+	uint32_t builder_b; /* the owner whose allocations and frees build class b's
+	                       layout (a's: always OWNER, the owner every timed call
+	                       runs as) */
 	uint32_t zone_flags;
-	bool one_zone; /* both classes in one zone (they differ only by owner): no
-	                  zone-instance differences can pose as a leak */
 };
 
 #define ALL 0xffffffffull
 
 static const struct pair pairs[] = {
-	{"C1", "near-empty vs near-full", "1% full", "99% full", ALL, ALL, false, L_EMPTY, L_FULL, OWNER, 0, false},
+	{"C1", "near-empty vs near-full", "1% full", "99% full", ALL, ALL, false, L_EMPTY, L_FULL, OWNER, 0},
 	{"C2", "spread vs free frames all at the end", "spread", "at end", ALL, ALL, false, L_SPREAD, L_END,
-	 OWNER, 0, false},
+	 OWNER, 0},
 	{"C3", "fragmented vs one contiguous run", "checkerboard", "one run", ALL, ALL, false, L_FRAG, L_RUN,
-	 OWNER, 0, false},
+	 OWNER, 0},
+	/* One shared pool of two owners, the timed calls always OWNER's: in a
+	 * every free frame was last held (and freed) by OWNER, in b by OTHER,
+	 * which also holds the allocated half.  Until 2026-11-27 both classes
+	 * were one zone, b's calls made as OTHER: that timed two callers (two
+	 * owner structures), not the frames' previous owner. */
 	{"C4", "previous owner same vs other (scrub)", "same owner", "other owner", ALL, ALL, true, L_SPREAD,
-	 L_SPREAD, OTHER, 0, true},
+	 L_SPREAD, OTHER, 0},
 	{"C5", "owner with few colours vs many", "2 colours", "32 colours", 0x3, ALL, false, L_SPREAD, L_SPREAD,
-	 OWNER, 0, false},
+	 OWNER, 0},
 	{"C6", "random bound 2^14 vs 2^14 + 1", "2^14 free", "2^14+1 free", ALL, ALL, false, L_POW2, L_POW2P1,
-	 OWNER, 0, false},
+	 OWNER, 0},
 };
 
 /*
@@ -427,9 +433,7 @@ static const struct pair pairs[] = {
  * the same state, in one process, timed apart by 3 cycles a free (|t| 19,
  * six times with the states swapped between them; zone X was the slower
  * whichever state it held), and not at all in the next process.  The host
- * decides what backs the guest's memory; the guest cannot see it.  A pair
- * whose classes share a zone (one_zone) has two zones, test and control,
- * which swap every phase.
+ * decides what backs the guest's memory; the guest cannot see it.
  */
 #define PHASES 16
 
@@ -444,36 +448,29 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	lat[0] = malloc(samples * sizeof(uint32_t));
 	lat[1] = malloc(samples * sizeof(uint32_t));
 	uint64_t r = seed | 1;
-	unsigned nmem = p->one_zone ? 2 : 4;
 	struct state *a = NULL, *b = NULL, *c0 = NULL, *c1 = NULL;
 	double irq0 = cpu_interrupts(timing_cpu), timed = 0;
 	uint64_t run0 = tsc_begin();
 	for (uint64_t i = 0; i < samples; i++) {
 		if (i % (samples / PHASES + 1) == 0) {
 			unsigned k = (unsigned)(i / (samples / PHASES + 1));
-			for (unsigned role = 0; role < nmem; role++) {
-				struct state *s = &mem[(role + k) % nmem];
-				bool is_b = !p->one_zone && role == 1;
+			for (unsigned role = 0; role < 4; role++) {
+				struct state *s = &mem[(role + k) % 4];
+				bool is_b = role == 1;
 				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
-				              is_b ? p->lb : p->la, p->zone_flags, seed + 16 * k + role)) {
+				              is_b ? p->lb : p->la, is_b ? p->builder_b : OWNER, p->zone_flags,
+				              seed + 16 * k + role)) {
 					free(lat[0]);
 					free(lat[1]);
 					free(lat_fixed);
 					return -1;
 				}
-				if (p->one_zone) {
-					if (role == 0)
-						a = b = s;
-					else
-						c0 = c1 = s;
-				} else {
-					*(role == 0 ? &a : role == 1 ? &b : role == 2 ? &c0 : &c1) = s;
-				}
+				*(role == 0 ? &a : role == 1 ? &b : role == 2 ? &c0 : &c1) = s;
 			}
 			/* Untimed calls, round robin, so no zone starts the phase
 			 * warmer for having been rebuilt last. */
-			for (unsigned j = 0; j < 4096 * nmem; j++) {
-				struct state *s = &mem[j % nmem];
+			for (unsigned j = 0; j < 4096 * 4; j++) {
+				struct state *s = &mem[j % 4];
 				uint64_t pfn;
 				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) == LAB_OK)
 					lab_free(s->z, OWNER, pfn, 0);
@@ -483,19 +480,18 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 		int cls = (int)(bits & 1), ccls = (int)(bits >> 1 & 1);
 		for (int pass = 0; pass < 2; pass++) {
 			struct state *s = pass == 0 ? (cls ? b : a) : (ccls ? c1 : c0);
-			uint32_t owner = pass == 0 && cls ? p->owner_b : OWNER;
 			uint64_t pfn, t0, t1;
 			if (w == TIME_ALLOC) {
 				t0 = tsc_begin();
-				int rc = lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn);
+				int rc = lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn);
 				t1 = tsc_end();
 				if (rc == LAB_OK)
-					lab_free(s->z, owner, pfn, 0);
+					lab_free(s->z, OWNER, pfn, 0);
 			} else {
-				if (lab_alloc(s->z, owner, 0, LAB_ATOMIC, &pfn) != LAB_OK)
+				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) != LAB_OK)
 					continue;
 				t0 = tsc_begin();
-				lab_free(s->z, owner, pfn, 0);
+				lab_free(s->z, OWNER, pfn, 0);
 				t1 = tsc_end();
 			}
 			double x = (double)(t1 - t0);
@@ -554,11 +550,11 @@ static void pin_timing_cpu(void)
 static int run_pair(const struct pair *p, enum what w, const struct audit_opts *o)
 {
 	struct state mem[4];
-	unsigned nmem = p->one_zone ? 2 : 4;
+	unsigned nmem = 4;
 	uint64_t seed = o->seeded ? o->seed : (uint64_t)time(NULL);
 	memset(mem, 0, sizeof mem);
 	for (unsigned m = 0; m < nmem; m++)
-		if (set_state(&mem[m], p->na, p->mask_a, p->shared, p->la, p->zone_flags, seed + m)) {
+		if (set_state(&mem[m], p->na, p->mask_a, p->shared, p->la, OWNER, p->zone_flags, seed + m)) {
 			for (unsigned k = 0; k < m; k++)
 				drop_state(&mem[k]);
 			return audit_line("P3", false, p->what, "could not build the states");
