@@ -27,7 +27,7 @@
 static const char help[] =
 	"usage: labyrinth bench [--quick] [--rounds N] [--run-ms MS] [--sizes LIST]\n"
 	"                       [--threads N] [--only LIST] [--json [FILE]]\n"
-	"                       [--plot FILE.svg|FILE.png]\n"
+	"                       [--plot FILE.svg|FILE.png] [--require-peers]\n"
 	"\n"
 	"Benchmarks labyrinth in the modes a user would deploy (scrub on free,\n"
 	"deferred scrub, same-owner reuse, exclusive colours, LAB_ATOMIC, an\n"
@@ -79,6 +79,9 @@ static const char help[] =
 	"  --plot FILE     an SVG (or, for FILE.png, a PNG via rsvg-convert): ns per\n"
 	"                  pair per candidate, throughput by threads, and the\n"
 	"                  latency percentiles of alloc and free per candidate\n"
+	"  --require-peers exit 1 at once if jemalloc, mimalloc or tcmalloc cannot\n"
+	"                  be loaded (make check passes it under CI=true), instead\n"
+	"                  of reporting them as not installed\n"
 	"  -h, --help      this text\n"
 	"\n"
 	"The general-purpose allocators' \"pair\" is alloc+free of one 2^k x 4 KiB\n"
@@ -86,8 +89,8 @@ static const char help[] =
 	"manage frame indices only.  jemalloc needs static TLS that dlopen cannot\n"
 	"give a started process, so bench re-executes itself once with\n"
 	"GLIBC_TUNABLES=glibc.rtld.optional_static_tls set.\n"
-	"Exit status: 0; 1 if a lab_check failed (or an output file cannot be\n"
-	"written); 2 for a bad option.\n";
+	"Exit status: 0; 1 if a lab_check failed, an output file cannot be\n"
+	"written, or --require-peers finds a peer missing; 2 for a bad option.\n";
 
 /* ---- configuration ----------------------------------------------------------- */
 
@@ -104,6 +107,7 @@ static struct {
 	int nsizes;
 	const char *json;
 	bool json_stdout;
+	bool require_peers;
 	const char *plot;
 	const char *only;
 	unsigned maxt;
@@ -1234,6 +1238,8 @@ int cmd_bench(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--quick")) {
 			cfg.quick = true;
+		} else if (!strcmp(a, "--require-peers")) {
+			cfg.require_peers = true;
 		} else if (!strcmp(a, "--rounds")) {
 			if (i + 1 >= argc || !cli_parse_uint(argv[++i], 1, 1000, &rounds))
 				return bad("--rounds wants a number from 1 to 1000");
@@ -1305,6 +1311,11 @@ int cmd_bench(int argc, char **argv)
 	tty = isatty(2);
 	t_start = cli_now();
 	bench_gp_preload(); /* before any thread: dlopen of an allocator */
+	if (cfg.require_peers && bench_gp_report_missing(stderr)) {
+		if (jf)
+			fclose(jf);
+		return 1;
+	}
 	int n = bench_pool_start(cfg.maxt, cpus);
 	if (n < 1) {
 		fprintf(stderr, "labyrinth bench: cannot start worker threads\n");

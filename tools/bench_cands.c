@@ -1068,6 +1068,18 @@ void bench_gp_preload(void)
 #undef SYM
 }
 
+int bench_gp_report_missing(FILE *f)
+{
+	int missing = 0;
+	for (int i = 0; i < 3; i++)
+		if (!GP[i].dl) {
+			fprintf(f, "labyrinth bench: %s cannot be loaded (run scripts/install-deps.sh as root): %s\n",
+			        GP[i].lib[0], GP[i].err);
+			missing++;
+		}
+	return missing;
+}
+
 static int gp_setup(struct cand *c)
 {
 	int i = !strcmp(c->name, "jemalloc") ? 0 : !strcmp(c->name, "mimalloc") ? 1 : 2;

@@ -129,6 +129,9 @@ int bench_candidates(struct cand **out);
 void bench_scale_cands(struct cand *lab, struct cand *lifo, struct cand *bag, uint64_t bytes);
 /* Preload the general-purpose libraries (before any thread exists). */
 void bench_gp_preload(void);
+/* After bench_gp_preload: print each general-purpose allocator that could not
+ * be loaded to f; returns how many. */
+int bench_gp_report_missing(FILE *f);
 
 /* ---- thread pool ------------------------------------------------------------------ */
 int bench_pool_start(unsigned max_threads, int *cpus_out);
