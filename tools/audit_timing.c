@@ -436,6 +436,7 @@ static const struct pair pairs[] = {
  * decides what backs the guest's memory; the guest cannot see it.
  */
 #define PHASES 16
+#define ROLES 4 /* a, b, c0, c1: one zone each */
 
 static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint64_t samples,
                       uint64_t seed, struct run_result *res)
@@ -454,8 +455,8 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	for (uint64_t i = 0; i < samples; i++) {
 		if (i % (samples / PHASES + 1) == 0) {
 			unsigned k = (unsigned)(i / (samples / PHASES + 1));
-			for (unsigned role = 0; role < 4; role++) {
-				struct state *s = &mem[(role + k) % 4];
+			for (unsigned role = 0; role < ROLES; role++) {
+				struct state *s = &mem[(role + k) % ROLES];
 				bool is_b = role == 1;
 				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
 				              is_b ? p->lb : p->la, is_b ? p->builder_b : OWNER, p->zone_flags,
@@ -469,8 +470,8 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			}
 			/* Untimed calls, round robin, so no zone starts the phase
 			 * warmer for having been rebuilt last. */
-			for (unsigned j = 0; j < 4096 * 4; j++) {
-				struct state *s = &mem[j % 4];
+			for (unsigned j = 0; j < 4096 * ROLES; j++) {
+				struct state *s = &mem[j % ROLES];
 				uint64_t pfn;
 				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) == LAB_OK)
 					lab_free(s->z, OWNER, pfn, 0);
@@ -549,11 +550,10 @@ static void pin_timing_cpu(void)
 
 static int run_pair(const struct pair *p, enum what w, const struct audit_opts *o)
 {
-	struct state mem[4];
-	unsigned nmem = 4;
+	struct state mem[ROLES];
 	uint64_t seed = o->seeded ? o->seed : (uint64_t)time(NULL);
 	memset(mem, 0, sizeof mem);
-	for (unsigned m = 0; m < nmem; m++)
+	for (unsigned m = 0; m < ROLES; m++)
 		if (set_state(&mem[m], p->na, p->mask_a, p->shared, p->la, OWNER, p->zone_flags, seed + m)) {
 			for (unsigned k = 0; k < m; k++)
 				drop_state(&mem[k]);
@@ -567,7 +567,7 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 		struct run_result res;
 		attempts++;
 		if (dudect_run(p, mem, w, o->timing_samples, seed + 100 * attempts, &res)) {
-			for (unsigned m = 0; m < nmem; m++)
+			for (unsigned m = 0; m < ROLES; m++)
 				drop_state(&mem[m]);
 			return audit_line("P3", false, p->what, "could not rebuild the states");
 		}
@@ -634,7 +634,7 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 			failed += audit_line("P2", false, what, "no measurement");
 		}
 	}
-	for (unsigned m = 0; m < nmem; m++)
+	for (unsigned m = 0; m < ROLES; m++)
 		drop_state(&mem[m]);
 	return failed;
 }

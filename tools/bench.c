@@ -213,28 +213,22 @@ static struct st stat_of(const struct series *s)
 }
 
 /* Per-round ratio num/den, as a series of its own (kept for the JSON). */
-static struct series *ratio(const char *name, const struct series *num, const struct series *den)
+/* (num + add) / den, round by round; add may be NULL (then num / den). */
+static struct series *sum_ratio(const char *name, const struct series *num, const struct series *add,
+                                const struct series *den)
 {
 	struct series *s = ser("ratio", name, num ? num->wl : "", num ? num->threads : 0, num ? num->order : 0,
 	                       num ? num->zone : 0, den ? den->cand : "", "x");
 	if (!num || !den)
 		return s;
 	for (unsigned r = 0; r < cfg.rounds; r++)
-		s->v[r] = num->v[r] / den->v[r];
+		s->v[r] = (num->v[r] + (add ? add->v[r] : 0)) / den->v[r];
 	return s;
 }
 
-/* (a + b) / den, round by round. */
-static struct series *sum_ratio(const char *name, const struct series *a, const struct series *b,
-                                const struct series *den)
+static struct series *ratio(const char *name, const struct series *num, const struct series *den)
 {
-	struct series *s = ser("ratio", name, a ? a->wl : "", a ? a->threads : 0, a ? a->order : 0,
-	                       a ? a->zone : 0, den ? den->cand : "", "x");
-	if (!a || !b || !den)
-		return s;
-	for (unsigned r = 0; r < cfg.rounds; r++)
-		s->v[r] = (a->v[r] + b->v[r]) / den->v[r];
-	return s;
+	return sum_ratio(name, num, NULL, den);
 }
 
 /* ---- output helpers ----------------------------------------------------------------- */
