@@ -12,7 +12,7 @@
 
 static const char help[] =
 	"usage: labyrinth audit [--full] [--timing] [--placement] [--ownership] [--colour]\n"
-	"                       [--policy lab|lifo|scan|firstfit] [--seed N]\n"
+	"                       [--policy P] [--seed N]\n"
 	"                       [--runs N] [--samples N] [--class C1..C6] [-v]\n"
 	"\n"
 	"Measures every property labyrinth claims and prints, per check, the figure,\n"
@@ -26,9 +26,14 @@ static const char help[] =
 	"                   With each tail: the interrupts of its worst run and the tail\n"
 	"                   of register-only work timed alike (what the machine allows)\n"
 	"  --placement, --ownership, --colour   run just those parts\n"
-	"  --policy P       swap in a deliberately bad placement policy (test-only):\n"
-	"                   lifo (free list), scan (random start + linear scan),\n"
-	"                   firstfit; each must FAIL the metric meant to catch it\n"
+	"  --policy P       swap in a deliberately bad allocator (test-only); each must\n"
+	"                   FAIL the checks meant to catch it, and parts it is not for\n"
+	"                   are not run.  Placement: lifo (free list), scan (random\n"
+	"                   start + linear scan), firstfit.  Ownership: noscrub (the\n"
+	"                   library with LAB_ZONE_NO_SCRUB) for the canaries, trusting\n"
+	"                   (frees whatever block holds the frame, as its owner) for the\n"
+	"                   invalid frees.  Colour: colourblind (every owner gets every\n"
+	"                   colour, shared).  lab (default): the library, every part\n"
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
 	"  --runs N         valid dudect runs per class pair (default 5)\n"
 	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
@@ -66,8 +71,43 @@ void audit_note(const char *fmt, ...)
 
 const char *audit_policy_name(enum audit_policy p)
 {
-	static const char *n[POLICY_NR] = {"lab", "lifo", "scan", "firstfit"};
+	static const char *n[POLICY_NR] = {"lab",     "lifo",     "scan",       "firstfit",
+	                                   "noscrub", "trusting", "colourblind"};
 	return p < POLICY_NR ? n[p] : "?";
+}
+
+bool audit_policy_part(const struct audit_opts *o, enum audit_part part)
+{
+	switch (o->policy) {
+	case POLICY_LAB: return true;
+	case POLICY_LIFO:
+	case POLICY_SCAN:
+	case POLICY_FIRSTFIT: return part == PART_PLACEMENT;
+	case POLICY_NOSCRUB: return part == PART_CANARY;
+	case POLICY_TRUSTING: return part == PART_FREES;
+	case POLICY_COLOURBLIND: return part == PART_COLOUR;
+	default: return false;
+	}
+}
+
+/* What a bad policy is for, for the note of a part it does not run. */
+static const char *policy_for(enum audit_policy p)
+{
+	switch (p) {
+	case POLICY_NOSCRUB: return "the ownership part's canaries (P5)";
+	case POLICY_TRUSTING: return "the ownership part's invalid frees (P7)";
+	case POLICY_COLOURBLIND: return "the colour part (P6)";
+	default: return "the placement part (P1)";
+	}
+}
+
+static bool part_runs(const struct audit_opts *o, enum audit_part part)
+{
+	if (audit_policy_part(o, part))
+		return true;
+	audit_note("not run: policy %s is a bad allocator for %s only", audit_policy_name(o->policy),
+	           policy_for(o->policy));
+	return false;
 }
 
 int cmd_audit(int argc, char **argv)
@@ -98,7 +138,8 @@ int cmd_audit(int argc, char **argv)
 			for (k = 0; k < POLICY_NR && strcmp(p, audit_policy_name(k)); k++)
 				;
 			if (k == POLICY_NR)
-				return cli_usage_error("audit", "--policy wants lab, lifo, scan or firstfit, got '%s'", p);
+				return cli_usage_error("audit", "--policy wants lab, lifo, scan, firstfit, noscrub, trusting or "
+				                       "colourblind, got '%s'", p);
 			o.policy = k;
 		} else if (!strcmp(a, "--seed") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &o.seed))
@@ -146,19 +187,24 @@ int cmd_audit(int argc, char **argv)
 	       cli_in_vm() ? ", in a VM" : "");
 	if (o.placement) {
 		printf("\nplacement (P1)\n");
-		audit_placement(&o);
+		if (part_runs(&o, PART_PLACEMENT))
+			audit_placement(&o);
 	}
 	if (o.ownership) {
 		printf("\nownership and scrub (P4, P5, P7)\n");
-		audit_ownership(&o);
+		if (audit_policy_part(&o, PART_CANARY) || audit_policy_part(&o, PART_FREES) ||
+		    part_runs(&o, PART_RACE))
+			audit_ownership(&o);
 	}
 	if (o.colour) {
 		printf("\ncolour isolation (P6)\n");
-		audit_colour(&o);
+		if (part_runs(&o, PART_COLOUR))
+			audit_colour(&o);
 	}
 	if (o.timing) {
 		printf("\ntiming (P2, P3)\n");
-		audit_timing(&o);
+		if (part_runs(&o, PART_TIMING))
+			audit_timing(&o);
 	}
 	printf("\naudit: %d checks, %d failed\n", nr_checks, nr_failed);
 	return nr_failed ? 1 : 0;

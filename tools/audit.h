@@ -13,16 +13,23 @@
 
 #include "cli.h"
 
-/* Placement policies under test.  LAB is the library; the others are
- * deliberately bad allocators built over the same frames so every metric
- * can be shown to fail (test-only, --policy). */
+/* Allocators under test.  LAB is the library; the others are deliberately
+ * bad ones, each for the part whose checks it must fail, so that every
+ * check is shown able to fail (test-only, --policy).  A part a policy is not
+ * for is not run under it (audit_policy_part). */
 enum audit_policy {
 	POLICY_LAB = 0,
-	POLICY_LIFO,     /* a LIFO free list: the frame just freed comes back  */
-	POLICY_SCAN,     /* random start + linear scan (hardened_malloc slots) */
-	POLICY_FIRSTFIT, /* lowest free frame first                            */
+	POLICY_LIFO,        /* placement: a LIFO free list, the frame just freed comes back */
+	POLICY_SCAN,        /* placement: random start + linear scan (hardened_malloc)     */
+	POLICY_FIRSTFIT,    /* placement: lowest free frame first                          */
+	POLICY_NOSCRUB,     /* ownership canaries: the library with LAB_ZONE_NO_SCRUB      */
+	POLICY_TRUSTING,    /* invalid frees: a free that believes its caller              */
+	POLICY_COLOURBLIND, /* colour model: every owner given every colour, shared        */
 	POLICY_NR
 };
+
+/* The parts, as a policy names them. */
+enum audit_part { PART_PLACEMENT, PART_CANARY, PART_FREES, PART_RACE, PART_COLOUR, PART_TIMING };
 
 struct audit_opts {
 	bool full;            /* full sizes (else the reduced sizes make check uses) */
@@ -46,6 +53,9 @@ int audit_line(const char *property, bool pass, const char *what, const char *fm
 void audit_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 const char *audit_policy_name(enum audit_policy p);
+/* Does the part run under the options' policy?  The library runs every part;
+ * a bad policy only the checks it exists to fail. */
+bool audit_policy_part(const struct audit_opts *o, enum audit_part part);
 
 /* The parts.  Each returns the number of failed checks. */
 int audit_placement(const struct audit_opts *o);

@@ -510,6 +510,14 @@ enum { OWN_A = 1, OWN_B = 2, OWN_C = 3 };
 #define CANARY_SHARED 0x0000ffffull /* A and B: one shared pool  */
 #define CANARY_EXCL 0xffff0000ull   /* C: exclusive, never scrubbed on free */
 
+/* --policy noscrub, the canaries' negative control: the library itself,
+ * told never to scrub (LAB_ZONE_NO_SCRUB, for one-owner benchmarks), so a
+ * previous tenant's bytes reach the next one. */
+static uint32_t noscrub_flag(const struct audit_opts *o)
+{
+	return o->policy == POLICY_NOSCRUB ? LAB_ZONE_NO_SCRUB : 0;
+}
+
 /* The canary zone: A and B share colours 0..15, C (exclusive) has 16..31.
  * The arena starts full of BOOT_FILL and the zone is not marked zeroed, so
  * the first-use scrub (lab_scrub's walk) is under test as well. */
@@ -518,7 +526,8 @@ static bool canary_zone(struct zone *t, const struct audit_opts *o, uint64_t nr,
 {
 	struct zone_spec s = {.base_pfn = 0x40000 + 32 * 3, .nr_frames = nr, .colours = 32,
 	                      .cpus = cpus, .max_owners = MAXO, .reserve_permille = 0,
-	                      .flags = deferred ? LAB_ZONE_DEFERRED_SCRUB : 0, .fill = BOOT_FILL,
+	                      .flags = (deferred ? LAB_ZONE_DEFERRED_SCRUB : 0) | noscrub_flag(o),
+	                      .fill = BOOT_FILL,
 	                      .track = true, .salt = salt};
 	if (zone_make(t, &s, o) != LAB_OK)
 		return false;
@@ -781,7 +790,8 @@ static void canary_removal(const struct audit_opts *o, struct canary *c)
 		struct zone t;
 		struct zone_spec s = {.base_pfn = 0x80000, .nr_frames = 1024, .colours = 32,
 		                      .cpus = my_cpus(), .max_owners = MAXO,
-		                      .flags = zi ? LAB_ZONE_DEFERRED_SCRUB : 0, .fill = BOOT_FILL,
+		                      .flags = (zi ? LAB_ZONE_DEFERRED_SCRUB : 0) | noscrub_flag(o),
+		                      .fill = BOOT_FILL,
 		                      .track = true, .salt = 15 + (uint64_t)zi};
 		if (zone_make(&t, &s, o) != LAB_OK || !scrub_all(t.z)) {
 			c->setup_ok = false;
@@ -918,6 +928,7 @@ struct p7 {
 	uint64_t *tmp;
 	uint64_t resyncs;
 	bool stop; /* an invalid free was accepted: the zone is not to be trusted */
+	bool trusting; /* --policy trusting: invalid frees go to trusting_free */
 	int extra_failed;
 };
 
@@ -1017,6 +1028,27 @@ static void p7_traffic(struct p7 *s, uint32_t alloc_ok)
 	}
 }
 
+/* --policy trusting, the negative control of the P7 checks: a free that
+ * believes its caller.  It frees whatever block holds the named frame (or
+ * address), as that block's owner and order; a frame nobody holds goes to
+ * the library, whose refusal it hides.  Either way it says LAB_OK. */
+static int trusting_free(struct p7 *s, lab_owner_t who, uint64_t pfn, unsigned order, void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)s->t.arena;
+	bool in_zone = !addr || a - lo < (uintptr_t)s->m.nr * FRAME;
+	if (addr && in_zone)
+		pfn = s->m.base + (a - lo) / FRAME;
+	lab_owner_t w = 0;
+	unsigned ord = 0;
+	if (in_zone && lab_frame_owner(s->t.z, pfn, &w, &ord) == LAB_OK && w)
+		(void)lab_free(s->t.z, w, pfn & ~((1ull << ord) - 1), ord);
+	else if (addr)
+		(void)lab_free_pages(s->t.z, who, addr, order);
+	else
+		(void)lab_free(s->t.z, who, pfn, order);
+	return LAB_OK;
+}
+
 /* The invalid call: exact code, metadata hash, `refused` +1 (the call is
  * counted, nothing else), and the named frames' contents, all unchanged. */
 static void p7_attempt(struct p7 *s, int cls, lab_owner_t who, uint64_t pfn, unsigned order,
@@ -1024,7 +1056,9 @@ static void p7_attempt(struct p7 *s, int cls, lab_owner_t who, uint64_t pfn, uns
 {
 	struct kstat *k = &s->k[cls];
 	uint64_t h0 = meta_hash(&s->t), r0 = refused_count(&s->t), c0 = frames_hash(&s->t, pfn, order);
-	int rc = addr ? lab_free_pages(s->t.z, who, addr, order) : lab_free(s->t.z, who, pfn, order);
+	int rc = s->trusting ? trusting_free(s, who, pfn, order, addr)
+	         : addr      ? lab_free_pages(s->t.z, who, addr, order)
+	                     : lab_free(s->t.z, who, pfn, order);
 	uint64_t h1 = meta_hash(&s->t), r1 = refused_count(&s->t), c1 = frames_hash(&s->t, pfn, order);
 	k->tried++;
 	k->by_code[-want]++;
@@ -1034,7 +1068,13 @@ static void p7_attempt(struct p7 *s, int cls, lab_owner_t who, uint64_t pfn, uns
 		k->bad_rc = rc, k->bad_want = want;
 	if (h0 == h1 && r1 == r0 + 1 && c0 == c1)
 		k->unchanged++;
-	if (rc == LAB_OK) {
+	if (rc == LAB_OK && s->trusting) {
+		/* The bad policy is meant to accept: learn what it freed and go
+		 * on, so that every class gets its trials. */
+		k->accepted = true;
+		if (h0 != h1)
+			p7_resync(s);
+	} else if (rc == LAB_OK) {
 		/* Say so now: a library that frees what it should refuse may well
 		 * corrupt itself and panic on the next call. */
 		k->accepted = true;
@@ -1296,6 +1336,7 @@ static int audit_invalid_frees(const struct audit_opts *o)
 	                       .cpus = my_cpus(), .max_owners = MAXO, .reserve_permille = 0,
 	                       .flags = LAB_ZONE_ZEROED, .fill = 0, .track = true, .salt = 71};
 	rng_init(&s->r, run_seed(o), 0x77);
+	s->trusting = o->policy == POLICY_TRUSTING;
 	if (zone_make(&s->t, &zs, o) != LAB_OK || !model_init(&s->m, P7_BASE, P7_NR) ||
 	    !(s->tmp = malloc(P7_NR * sizeof(uint64_t)))) {
 		failed += audit_line("P7", false, "invalid frees", "zone setup failed");
@@ -1561,7 +1602,7 @@ static int audit_race(const struct audit_opts *o)
 	                  check ? "OK" : "FAILED", cli_now() - t0);
 }
 
-int audit_ownership(const struct audit_opts *o)
+static int audit_canaries(const struct audit_opts *o)
 {
 	struct canary c;
 	int failed = 0;
@@ -1584,8 +1625,19 @@ int audit_ownership(const struct audit_opts *o)
 	memset(&c, 0, sizeof(c));
 	canary_removal(o, &c);
 	failed += canary_report("canary, owners removed while holding frames", &c, false);
-	failed += audit_invalid_frees(o);
-	failed += audit_race(o);
+	return failed;
+}
+
+int audit_ownership(const struct audit_opts *o)
+{
+	int failed = 0;
+
+	if (audit_policy_part(o, PART_CANARY))
+		failed += audit_canaries(o);
+	if (audit_policy_part(o, PART_FREES))
+		failed += audit_invalid_frees(o);
+	if (audit_policy_part(o, PART_RACE))
+		failed += audit_race(o);
 	return failed;
 }
 
@@ -1612,6 +1664,7 @@ struct p6 {
 	uint64_t violations, mismatches, check_bad, call_bad;
 	uint64_t alloc_rc[24]; /* allocation results by code (-v) */
 	char first[200];
+	bool colourblind; /* --policy colourblind: the bad allocator below */
 };
 
 /* The first thing that went wrong, for the report line.  fmt takes two
@@ -1627,6 +1680,8 @@ static void p6_first(struct p6 *s, const char *fmt, long long a, long long b)
  * what was seen so far. */
 static bool p6_broken(const struct p6 *s)
 {
+	if (s->colourblind)
+		return false; /* a bad policy is meant to break the rules: run it all */
 	return s->violations || s->mismatches || s->check_bad || s->call_bad || s->add_wrong;
 }
 
@@ -1699,6 +1754,11 @@ static void p6_add(struct p6 *s, lab_owner_t id, uint64_t mask, bool excl, uint6
 			want = code_bit(LAB_OK);
 	}
 	struct lab_owner_cfg oc = {.colours = mask, .quota = quota, .flags = excl ? LAB_OWNER_EXCLUSIVE : 0};
+	/* --policy colourblind, the negative control of both P6 checks: the
+	 * library told that every owner has every colour, shared (so all share
+	 * one pool), while the model keeps the colours asked for. */
+	if (s->colourblind && mask && !(mask & ~s->all))
+		oc = (struct lab_owner_cfg){.colours = s->all, .quota = quota};
 	int rc = lab_owner_add(s->t.z, id, &oc);
 	bool right = (want & code_bit(rc)) != 0;
 	s->adds++;
@@ -1768,7 +1828,11 @@ static void p6_alloc(struct p6 *s, lab_owner_t id)
 	else if (s->quota[id] && s->m.frames_of[id] + K > s->quota[id])
 		want = LAB_EQUOTA;
 	uint64_t pfn = 0;
-	int rc = lab_alloc(s->t.z, id, order, flags, &pfn);
+	int rc;
+	if (s->colourblind && want != 1)
+		rc = want; /* the bad allocator keeps the API's rules, only not the colours */
+	else
+		rc = lab_alloc(s->t.z, id, order, s->colourblind ? flags & ~LAB_EXCLUSIVE : flags, &pfn);
 	s->allocs++;
 	s->alloc_rc[rc <= 0 && rc > -24 ? -rc : 0]++;
 	bool right = want == 1 ? rc == LAB_OK || rc == LAB_ENOMEM || (order && rc == LAB_EFRAG) : rc == want;
@@ -2081,6 +2145,7 @@ int audit_colour(const struct audit_opts *o)
 	 * non-zero byte, so LAB_ZONE_ZEROED stays true (scrubs write zeroes). */
 	memset(arena, 0, P6_MAX_FRAMES * FRAME);
 	rng_init(&s->r, run_seed(o), 0x66);
+	s->colourblind = o->policy == POLICY_COLOURBLIND;
 	uint64_t done = 0;
 	for (; done < configs && !p6_broken(s); done++)
 		p6_config(s, o, arena, done);
