@@ -3,8 +3,9 @@
 # seed must pass on the library, and every deliberately bad policy must FAIL
 # the checks meant to catch it (a check that cannot fail proves nothing):
 # the placement toys, a zone that never scrubs (the canaries), a free that
-# trusts its caller (each class of invalid free) and an allocator blind to
-# colours (both colour checks).  Timing is never run here: it is statistics
+# trusts its caller (each class of invalid free), one that checks the owner
+# and frees in two steps (racing frees) and an allocator blind to colours
+# (both colour checks).  Timing is never run here: it is statistics
 # on a noisy machine.
 set -u
 cd "$(dirname "$0")/.."
@@ -40,5 +41,6 @@ expect scan --placement P1 'chi-square' 1
 expect firstfit --placement P1 'predictors' 1
 expect noscrub --ownership P5 'canary' 5
 expect trusting --ownership P7 '(free by a non-owner|immediate double|delayed double|wild|unaligned|never-allocated|stale|wrong order|interior)' 9
+expect racy --ownership P4 'two threads free each block' 1
 expect colourblind --colour P6 '(overlapping owner configurations refused|exclusive colours never shared)' 2
 exit $fail

@@ -32,8 +32,10 @@ static const char help[] =
 	"                   start + linear scan), firstfit.  Ownership: noscrub (the\n"
 	"                   library with LAB_ZONE_NO_SCRUB) for the canaries, trusting\n"
 	"                   (frees whatever block holds the frame, as its owner) for the\n"
-	"                   invalid frees.  Colour: colourblind (every owner gets every\n"
-	"                   colour, shared).  lab (default): the library, every part\n"
+	"                   invalid frees, racy (checks the owner, then frees, in two\n"
+	"                   steps) for the racing frees.  Colour: colourblind (every\n"
+	"                   owner gets every colour, shared).  lab (default): the\n"
+	"                   library, every part\n"
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
 	"  --runs N         valid dudect runs per class pair (default 5)\n"
 	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
@@ -72,7 +74,7 @@ void audit_note(const char *fmt, ...)
 const char *audit_policy_name(enum audit_policy p)
 {
 	static const char *n[POLICY_NR] = {"lab",     "lifo",     "scan",       "firstfit",
-	                                   "noscrub", "trusting", "colourblind"};
+	                                   "noscrub", "trusting", "racy",     "colourblind"};
 	return p < POLICY_NR ? n[p] : "?";
 }
 
@@ -85,6 +87,7 @@ bool audit_policy_part(const struct audit_opts *o, enum audit_part part)
 	case POLICY_FIRSTFIT: return part == PART_PLACEMENT;
 	case POLICY_NOSCRUB: return part == PART_CANARY;
 	case POLICY_TRUSTING: return part == PART_FREES;
+	case POLICY_RACY: return part == PART_RACE;
 	case POLICY_COLOURBLIND: return part == PART_COLOUR;
 	default: return false;
 	}
@@ -96,6 +99,7 @@ static const char *policy_for(enum audit_policy p)
 	switch (p) {
 	case POLICY_NOSCRUB: return "the ownership part's canaries (P5)";
 	case POLICY_TRUSTING: return "the ownership part's invalid frees (P7)";
+	case POLICY_RACY: return "the ownership part's racing frees (P4)";
 	case POLICY_COLOURBLIND: return "the colour part (P6)";
 	default: return "the placement part (P1)";
 	}
@@ -138,8 +142,8 @@ int cmd_audit(int argc, char **argv)
 			for (k = 0; k < POLICY_NR && strcmp(p, audit_policy_name(k)); k++)
 				;
 			if (k == POLICY_NR)
-				return cli_usage_error("audit", "--policy wants lab, lifo, scan, firstfit, noscrub, trusting or "
-				                       "colourblind, got '%s'", p);
+				return cli_usage_error("audit", "--policy wants lab, lifo, scan, firstfit, noscrub, trusting, "
+				                       "racy or colourblind, got '%s'", p);
 			o.policy = k;
 		} else if (!strcmp(a, "--seed") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &o.seed))

@@ -1441,7 +1441,23 @@ struct race {
 	atomic_bool quit;
 	_Atomic uint64_t arrived; /* rendezvous: +1 per thread per round */
 	unsigned mode;            /* thread 1's order: same, reversed, rotated */
+	bool racy;                /* --policy racy: the frees go to racy_free */
 };
+
+/* --policy racy, the negative control of the P4 check: a free that checks
+ * the owner, then frees, as two steps.  It yields between them, so that
+ * the other thread's check of the same block can come in between even on
+ * one CPU, and it reports the check's verdict, whatever the free said. */
+static int racy_free(lab_zone_t *z, const struct blk *b)
+{
+	lab_owner_t w = 0;
+	unsigned ord = 0;
+	if (lab_frame_owner(z, b->pfn, &w, &ord) != LAB_OK || w != b->owner || ord != b->order)
+		return LAB_EFREE;
+	sched_yield();
+	(void)lab_free(z, b->owner, b->pfn, b->order);
+	return LAB_OK;
+}
 
 struct race_arg {
 	struct race *r;
@@ -1489,7 +1505,8 @@ static void *race_thread(void *p)
 		for (int k = 0; k < RACE_N; k++) {
 			int i = a->me == 0 || r->mode == 0 ? k
 			        : r->mode == 1 ? RACE_N - 1 - k : (k + RACE_N / 2) % RACE_N;
-			r->rc[a->me][i] = lab_free(r->t->z, r->blocks[i].owner, r->blocks[i].pfn, r->blocks[i].order);
+			const struct blk *b = &r->blocks[i];
+			r->rc[a->me][i] = r->racy ? racy_free(r->t->z, b) : lab_free(r->t->z, b->owner, b->pfn, b->order);
 		}
 		pthread_barrier_wait(&r->bar);
 	}
@@ -1518,6 +1535,7 @@ static int audit_race(const struct audit_opts *o)
 		return audit_line("P4", false, "racing double frees", "zone setup failed");
 	}
 	r->t = &t;
+	r->racy = o->policy == POLICY_RACY;
 	pthread_barrier_init(&r->bar, NULL, 3);
 	pthread_t th[2];
 	struct race_arg args[2] = {{r, 0, -1}, {r, 1, -1}};
