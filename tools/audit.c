@@ -34,8 +34,10 @@ static const char help[] =
 	"                   (frees whatever block holds the frame, as its owner) for the\n"
 	"                   invalid frees, racy (checks the owner, then frees, in two\n"
 	"                   steps) for the racing frees.  Colour: colourblind (every\n"
-	"                   owner gets every colour, shared).  lab (default): the\n"
-	"                   library, every part\n"
+	"                   owner gets every colour, shared).  Timing: leaky (a toy\n"
+	"                   with the classic leaks: scan, rejection sampling, zeroing\n"
+	"                   at allocation, buddy merges).  lab (default): the library,\n"
+	"                   every part\n"
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
 	"  --runs N         valid dudect runs per class pair (default 5)\n"
 	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
@@ -74,7 +76,7 @@ void audit_note(const char *fmt, ...)
 const char *audit_policy_name(enum audit_policy p)
 {
 	static const char *n[POLICY_NR] = {"lab",     "lifo",     "scan",       "firstfit",
-	                                   "noscrub", "trusting", "racy",     "colourblind"};
+	                                   "noscrub", "trusting", "racy",     "colourblind", "leaky"};
 	return p < POLICY_NR ? n[p] : "?";
 }
 
@@ -89,6 +91,7 @@ bool audit_policy_part(const struct audit_opts *o, enum audit_part part)
 	case POLICY_TRUSTING: return part == PART_FREES;
 	case POLICY_RACY: return part == PART_RACE;
 	case POLICY_COLOURBLIND: return part == PART_COLOUR;
+	case POLICY_LEAKY: return part == PART_TIMING;
 	default: return false;
 	}
 }
@@ -101,6 +104,7 @@ static const char *policy_for(enum audit_policy p)
 	case POLICY_TRUSTING: return "the ownership part's invalid frees (P7)";
 	case POLICY_RACY: return "the ownership part's racing frees (P4)";
 	case POLICY_COLOURBLIND: return "the colour part (P6)";
+	case POLICY_LEAKY: return "the timing part (P2, P3)";
 	default: return "the placement part (P1)";
 	}
 }
@@ -143,7 +147,7 @@ int cmd_audit(int argc, char **argv)
 				;
 			if (k == POLICY_NR)
 				return cli_usage_error("audit", "--policy wants lab, lifo, scan, firstfit, noscrub, trusting, "
-				                       "racy or colourblind, got '%s'", p);
+				                       "racy, colourblind or leaky, got '%s'", p);
 			o.policy = k;
 		} else if (!strcmp(a, "--seed") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &o.seed))

@@ -26,6 +26,7 @@ enum audit_policy {
 	POLICY_TRUSTING,    /* invalid frees: a free that believes its caller              */
 	POLICY_RACY,        /* racing frees: owner checked, then freed, in two steps       */
 	POLICY_COLOURBLIND, /* colour model: every owner given every colour, shared        */
+	POLICY_LEAKY,       /* timing: a toy with the classic leaks (audit_timing.c)       */
 	POLICY_NR
 };
 

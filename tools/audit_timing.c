@@ -15,6 +15,8 @@
  * zone in turn during a run (dudect_run), so no zone's memory can pose as a
  * leak of the state it happens to hold.
  * Pass: |t| < 10 in all of at least 5 valid runs and < 4.5 in at least 3.
+ * With --policy leaky the same harness times a toy allocator with the
+ * classic leaks instead (below): every pair must fail it.
  *
  * Also here: tail latency (p99.99 <= 2 x p50 in every class state) and a
  * seccomp filter proving the order-0 alloc/free paths make no system call.
@@ -174,9 +176,12 @@ static struct tmax ttest_max(const struct ttest *t)
 #define OWNER 1
 #define OTHER 2
 
+struct toy;
+
 struct state {
 	struct lab_hosted_zone hz;
 	lab_zone_t *z;
+	struct toy *toy; /* --policy leaky: the toy below instead of z */
 	uint64_t mask;
 	uint32_t flags;
 	char name[48];
@@ -188,6 +193,122 @@ static uint64_t xs64(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+/* ---- --policy leaky: the negative control of the timing part --------------
+ *
+ * A toy allocator over FRAMES frames with the classic timing leaks, so that
+ * the class pairs are shown able to fail (a pair no leaky allocator fails
+ * proves nothing when the library passes it):
+ * - alloc: a random start, then a linear scan to the first free frame of the
+ *   pool's colours (hardened_malloc's slot choice): its length depends on
+ *   the fill (C1), on where the free frames are (C2, C3) and on how many
+ *   colours the pool has (C5);
+ * - the start is drawn by rejection sampling over the free count (an
+ *   unbiased bound, with a loop that never repeats when the count is a power
+ *   of two and repeats half the time just above one: C6);
+ * - a frame whose last owner was another is zeroed at allocation, and once
+ *   more when that owner frees it (C4, alloc and free: 4 KiB of zeroes into
+ *   a buffer each time, the toy having no frames);
+ * - free: a random slot by the same rejection sampling (a random bag's
+ *   insert: C6), then buddy coalescing up to order 6 while the buddy block
+ *   is all free, each merge taking the buddy off its list, a write to its
+ *   descriptor (Linux's merge loop): how far it goes depends on the
+ *   fill, the layout and the colours (C1, C2, C3, C5).
+ */
+struct toy {
+	uint64_t bits[FRAMES / 64]; /* 1 = free */
+	uint8_t last[FRAMES];       /* the frame's last owner, bit 7: it came from another */
+	uint64_t desc[FRAMES];      /* a descriptor per frame (struct page) */
+	uint64_t mask, rng, merges;
+	uint32_t nfree;
+	_Alignas(64) uint8_t scratch[4096];
+};
+
+static bool leaky; /* the options' policy is POLICY_LEAKY */
+
+static bool toy_eligible(const struct toy *t, uint32_t f)
+{
+	return (t->bits[f / 64] >> (f % 64) & 1) && (t->mask >> (f % 32) & 1);
+}
+
+/* Uniform in [0, n), n >= 1, by rejection: a loop whose length leaks n. */
+static uint64_t toy_below(struct toy *t, uint64_t n)
+{
+	uint64_t m = n - 1, r;
+	m |= m >> 1, m |= m >> 2, m |= m >> 4, m |= m >> 8, m |= m >> 16; /* 2^k - 1 >= n - 1 */
+	do /* no bound: each try succeeds with probability > 1/2 */
+		r = xs64(&t->rng) & m;
+	while (r >= n);
+	return r;
+}
+
+static int toy_alloc(struct toy *t, uint32_t owner, uint64_t *pfn)
+{
+	if (!t->nfree)
+		return LAB_ENOMEM;
+	uint32_t f = (uint32_t)(toy_below(t, t->nfree) * FRAMES / t->nfree);
+	while (!toy_eligible(t, f)) /* bound: FRAMES (a free frame exists) */
+		f = (f + 1) % FRAMES;
+	t->bits[f / 64] &= ~(1ull << (f % 64));
+	t->nfree--;
+	if ((t->last[f] & 0x7f) != owner) {
+		memset(t->scratch, 0, sizeof t->scratch);
+		__asm__ volatile("" : : "r"(t->scratch) : "memory");
+		t->last[f] = (uint8_t)(owner | 0x80);
+	}
+	*pfn = f;
+	return LAB_OK;
+}
+
+static int toy_free(struct toy *t, uint32_t owner, uint64_t pfn)
+{
+	uint32_t f = (uint32_t)pfn;
+	if (pfn >= FRAMES || (t->bits[f / 64] >> (f % 64) & 1))
+		return LAB_EFREE;
+	t->bits[f / 64] |= 1ull << (f % 64);
+	t->nfree++;
+	if (t->last[f] & 0x80) {
+		memset(t->scratch, 0, sizeof t->scratch);
+		__asm__ volatile("" : : "r"(t->scratch) : "memory");
+	}
+	t->last[f] = (uint8_t)owner;
+	t->merges += toy_below(t, t->nfree); /* the bag slot (kept live) */
+	for (unsigned k = 0; k < 6; k++) { /* the order-(k+1) block around f: all free? */
+		uint64_t len = 2ull << k, sh = f % 64 & ~(len - 1);
+		uint64_t want = (len == 64 ? ~0ull : (1ull << len) - 1) << sh;
+		if ((t->bits[f / 64] & want) != want)
+			break;
+		t->desc[f ^ (1u << k)]++; /* the buddy leaves its list */
+	}
+	return LAB_OK;
+}
+
+/* Every pool frame allocated by builder; `all` gets them in frame order. */
+static uint64_t toy_fill(struct toy *t, uint64_t mask, uint32_t builder, uint64_t seed, uint64_t *all)
+{
+	uint64_t n = 0;
+	memset(t->bits, 0, sizeof t->bits);
+	t->mask = mask;
+	t->rng = (seed * 0x9e3779b97f4a7c15ull) | 1;
+	t->nfree = 0;
+	for (uint32_t f = 0; f < FRAMES; f++) {
+		t->last[f] = (uint8_t)builder;
+		if (mask >> (f % 32) & 1)
+			all[n++] = f;
+	}
+	return n;
+}
+
+/* The timed calls, on the library or the toy: order 0, LAB_ATOMIC. */
+static inline int t_alloc(struct state *s, uint32_t owner, uint64_t *pfn)
+{
+	return s->toy ? toy_alloc(s->toy, owner, pfn) : lab_alloc(s->z, owner, 0, LAB_ATOMIC, pfn);
+}
+
+static inline int t_free(struct state *s, uint32_t owner, uint64_t pfn)
+{
+	return s->toy ? toy_free(s->toy, owner, pfn) : lab_free(s->z, owner, pfn, 0);
 }
 
 /* The class states.  Each zone has OWNER on `mask` (exclusive unless
@@ -214,6 +335,19 @@ enum layout {
 static int set_state(struct state *s, const char *name, uint64_t mask, bool shared, enum layout lay,
                      uint32_t builder, uint32_t zone_flags, uint64_t seed)
 {
+	uint64_t *all = malloc(FRAMES * sizeof(uint64_t)), n = 0, pfn;
+	if (!all)
+		return -1;
+	s->mask = mask;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	if (leaky) {
+		if (!s->toy && !(s->toy = aligned_alloc(64, sizeof *s->toy))) {
+			free(all);
+			return -1;
+		}
+		n = toy_fill(s->toy, mask, builder, seed, all);
+		goto layout;
+	}
 	uint8_t sd[32];
 	for (int i = 0; i < 32; i++)
 		sd[i] = (uint8_t)(seed >> (i % 8 * 8)) ^ (uint8_t)(i * 37);
@@ -221,20 +355,17 @@ static int set_state(struct state *s, const char *name, uint64_t mask, bool shar
 	                            .reserve_permille = LAB_HOSTED_NO_RESERVE, .zone_flags = zone_flags,
 	                            .seed = sd, .seed_len = 32};
 	/* The frames hold nothing but zeros: the audit never writes into them. */
-	if ((s->z ? lab_hosted_zone_reinit(&s->hz, &o) : lab_hosted_zone_create(&o, &s->hz)) != LAB_OK)
-		return -1;
-	s->z = s->hz.zone;
-	s->mask = mask;
-	snprintf(s->name, sizeof s->name, "%s", name);
 	struct lab_owner_cfg oc = {.colours = mask, .flags = shared ? 0 : LAB_OWNER_EXCLUSIVE};
-	if (lab_owner_add(s->z, OWNER, &oc) != LAB_OK)
+	if ((s->z ? lab_hosted_zone_reinit(&s->hz, &o) : lab_hosted_zone_create(&o, &s->hz)) != LAB_OK ||
+	    (s->z = s->hz.zone, lab_owner_add(s->z, OWNER, &oc)) != LAB_OK ||
+	    (shared && lab_owner_add(s->z, OTHER, &oc) != LAB_OK)) {
+		free(all);
 		return -1;
-	if (shared && lab_owner_add(s->z, OTHER, &oc) != LAB_OK)
-		return -1;
+	}
 	/* Take every frame of the pool, then free the layout's free set. */
-	uint64_t *all = malloc(FRAMES * sizeof(uint64_t)), n = 0, pfn;
 	while (lab_alloc(s->z, builder, 0, LAB_ATOMIC, &pfn) == LAB_OK)
 		all[n++] = pfn;
+layout:;
 	/* Sort (by marking) so layouts can talk about positions. */
 	uint8_t *have = calloc(FRAMES, 1);
 	for (uint64_t i = 0; i < n; i++)
@@ -253,7 +384,7 @@ static int set_state(struct state *s, const char *name, uint64_t mask, bool shar
 	if (want_free > n)
 		want_free = n;
 	uint8_t *freeit = calloc(n, 1);
-	uint64_t r = seed | 1, chosen = 0;
+	uint64_t r = (seed * 0x9e3779b97f4a7c15ull) | 1, chosen = 0;
 	if (lay == L_END || lay == L_RUN) {
 		uint64_t start = lay == L_END ? n - want_free : (n - want_free) / 2;
 		for (uint64_t i = start; i < start + want_free; i++)
@@ -272,8 +403,9 @@ static int set_state(struct state *s, const char *name, uint64_t mask, bool shar
 	}
 	for (uint64_t i = 0; i < n; i++)
 		if (freeit[i])
-			lab_free(s->z, builder, all[i], 0);
-	lab_cpu_drain(s->z);
+			t_free(s, builder, all[i]);
+	if (!s->toy)
+		lab_cpu_drain(s->z);
 	free(all);
 	free(have);
 	free(freeit);
@@ -289,14 +421,16 @@ static int build_state(struct state *s, const char *name, uint64_t mask, bool sh
 
 static void drop_state(struct state *s)
 {
-	lab_hosted_zone_destroy(&s->hz);
+	if (s->z)
+		lab_hosted_zone_destroy(&s->hz);
+	free(s->toy);
 }
 
 /* ---- one dudect run ------------------------------------------------------------ */
 
 struct run_result {
 	double t, t_control;
-	struct tmax tm; /* what made t */
+	struct tmax tm, tmc; /* what made t, and the control's t */
 	double p50[2], p9999[2];
 	/* For the tail: interrupts this CPU took during the run (-1: unknown),
 	 * the share of the run's time spent inside the timed test calls, the
@@ -455,7 +589,10 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	for (uint64_t i = 0; i < samples; i++) {
 		if (i % (samples / PHASES + 1) == 0) {
 			unsigned k = (unsigned)(i / (samples / PHASES + 1));
-			for (unsigned role = 0; role < ROLES; role++) {
+			/* Built in a rotating order too, so that no role is always
+			 * the one built last (its lines the warmest). */
+			for (unsigned j = 0; j < ROLES; j++) {
+				unsigned role = (j + k) % ROLES;
 				struct state *s = &mem[(role + k) % ROLES];
 				bool is_b = role == 1;
 				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
@@ -473,8 +610,8 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			for (unsigned j = 0; j < 4096 * ROLES; j++) {
 				struct state *s = &mem[j % ROLES];
 				uint64_t pfn;
-				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) == LAB_OK)
-					lab_free(s->z, OWNER, pfn, 0);
+				if (t_alloc(s, OWNER, &pfn) == LAB_OK)
+					t_free(s, OWNER, pfn);
 			}
 		}
 		uint64_t bits = xs64(&r);
@@ -484,15 +621,15 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			uint64_t pfn, t0, t1;
 			if (w == TIME_ALLOC) {
 				t0 = tsc_begin();
-				int rc = lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn);
+				int rc = t_alloc(s, OWNER, &pfn);
 				t1 = tsc_end();
 				if (rc == LAB_OK)
-					lab_free(s->z, OWNER, pfn, 0);
+					t_free(s, OWNER, pfn);
 			} else {
-				if (lab_alloc(s->z, OWNER, 0, LAB_ATOMIC, &pfn) != LAB_OK)
+				if (t_alloc(s, OWNER, &pfn) != LAB_OK)
 					continue;
 				t0 = tsc_begin();
-				lab_free(s->z, OWNER, pfn, 0);
+				t_free(s, OWNER, pfn);
 				t1 = tsc_end();
 			}
 			double x = (double)(t1 - t0);
@@ -520,7 +657,8 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	__asm__ volatile("" : : "r"(sink));
 	res->tm = ttest_max(&test);
 	res->t = res->tm.t;
-	res->t_control = ttest_max(&ctrl).t;
+	res->tmc = ttest_max(&ctrl);
+	res->t_control = res->tmc.t;
 	for (int c = 0; c < 2; c++) {
 		percentiles(lat[c], nl[c], &res->p50[c], &res->p9999[c]);
 		free(lat[c]);
@@ -583,8 +721,10 @@ static int run_pair(const struct pair *p, enum what w, const struct audit_opts *
 		if (res.t_control > 4.5) {
 			voided++;
 			if (o->verbose)
-				audit_note("%s %s run %u void: control |t| = %.1f", p->id,
-				           w == TIME_ALLOC ? "alloc" : "free", attempts, res.t_control);
+				audit_note("%s %s run %u void: control |t| = %.1f (%s: means %.3f, %.3f)", p->id,
+				           w == TIME_ALLOC ? "alloc" : "free", attempts, res.t_control,
+				           res.tmc.which < 0 ? "raw" : res.tmc.which < NCROPS ? "a crop" : "second order",
+				           res.tmc.mean[0], res.tmc.mean[1]);
 			continue;
 		}
 		valid++;
@@ -682,6 +822,10 @@ static int no_syscalls(void)
 int audit_timing(const struct audit_opts *o)
 {
 	int failed = 0;
+	leaky = o->policy == POLICY_LEAKY;
+	if (leaky)
+		audit_note("policy leaky: a toy allocator with the classic timing leaks (scan, rejection "
+		           "sampling, zeroing at allocation, buddy merges), not the library");
 	pin_timing_cpu();
 	if (timing_cpu >= 0)
 		audit_note("dudect: %llu measurements per run, %u valid runs per class pair, pinned to CPU %d;",
@@ -701,6 +845,8 @@ int audit_timing(const struct audit_opts *o)
 		failed += run_pair(&pairs[i], TIME_ALLOC, o);
 		failed += run_pair(&pairs[i], TIME_FREE, o);
 	}
+	if (leaky)
+		return failed; /* the system-call check is about the library's paths */
 	int sc = no_syscalls();
 	if (sc == 0)
 		failed += audit_line("P2", true, "no system call on the order-0 alloc/free path",
