@@ -187,9 +187,11 @@ int cmd_audit(int argc, char **argv)
 	uname(&u);
 	struct lab_geometry g;
 	lab_hosted_geometry(&g);
-	printf("labyrinth audit %s: %s size, policy %s, seed %s%llu\n", LAB_VERSION_STRING,
-	       o.full ? "full" : "reduced", audit_policy_name(o.policy), o.seeded ? "" : "(entropy) ",
-	       (unsigned long long)o.seed);
+	char seed[64] = "from entropy, printed by each part";
+	if (o.seeded)
+		snprintf(seed, sizeof seed, "%llu", (unsigned long long)o.seed);
+	printf("labyrinth audit %s: %s size, policy %s, seed %s\n", LAB_VERSION_STRING,
+	       o.full ? "full" : "reduced", audit_policy_name(o.policy), seed);
 	printf("machine: %s %s, %u CPUs, L2 %llu KiB %u-way -> %u colours%s\n", u.sysname, u.release,
 	       g.nr_cpus, (unsigned long long)(g.l2.size >> 10), g.l2.ways, g.colours,
 	       cli_in_vm() ? ", in a VM" : "");
