@@ -2110,14 +2110,177 @@ out:
 	zone_free(&s->t);
 }
 
-/* Prime+Probe needs frames whose cache sets the allocator's colours really
- * predict: real PFNs on 2 MiB pages, on bare metal.  This audit does not
- * carry the experiment; it says why and where the figure would come from. */
-static void colour_geometry(void)
+/* ---- Prime+Probe: the colours measured, where the machine lets us ----------------
+ *
+ * Same CPU, in turn: the attacker (colours of the lower half) reads its
+ * frames, enough to fill its colours' share of every L2 set (ways x its
+ * colours frames), as a chain of dependent loads in a random order; the
+ * victim writes every line of twice as many frames, either of the same
+ * colours (a shared pool) or of the other half (an exclusive owner), or
+ * does nothing (idle); then the attacker times one walk of its chain.  The
+ * victim's lines evict the attacker's only if they share L2 sets: R =
+ * (disjoint - idle) / (shared - idle) is ~0 when colours isolate and ~1
+ * when they do not.  Colours are real PFN mod colours; in a VM that is the
+ * guest's PFN, and whether the host keeps those bits (2 MiB host pages) or
+ * not (4 KiB) decides R: the figure measures this host, not the design. */
+#define PP_ROUNDS 201
+
+struct pp_chain {
+	void **start;
+	size_t lines;
+};
+
+static double pp_walk(const struct pp_chain *c)
+{
+	void **p = c->start;
+	double t0 = cli_now();
+	for (size_t i = 0; i < c->lines; i++)
+		p = (void **)*p;
+	double t = cli_now() - t0;
+	__asm__ volatile("" : : "r"(p));
+	return t;
+}
+
+/* The victim: write every line at offsets [lo, hi) of each frame.  The
+ * addresses are computed, not read from a list: a list of lines would itself
+ * pass through every set the attacker fills. */
+struct pp_victim {
+	uint8_t **frames;
+	size_t n, lo, hi;
+};
+
+static void pp_touch(const struct pp_victim *v)
+{
+	for (size_t l = v->lo; l < v->hi; l += 64)
+		for (size_t i = 0; i < v->n; i++)
+			*(volatile uint8_t *)(v->frames[i] + l) = (uint8_t)i;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n frames of owner w, their addresses in out; false if the zone ran out. */
+static bool pp_frames(lab_zone_t *z, lab_owner_t w, size_t n, uint8_t **out)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pfn;
+		if (lab_alloc(z, w, 0, LAB_NOWAIT, &pfn) != LAB_OK || !(out[i] = lab_pfn_to_virt(z, pfn)))
+			return false;
+	}
+	return true;
+}
+
+/* Medians over PP_ROUNDS of one timed walk of the attacker's lines: offsets
+ * [lo, hi) of its na frames, one chain of dependent loads in a random order
+ * (no prefetcher runs ahead of it), in ns per line, after the victim wrote
+ * nothing (med[0]), its shared frames (med[1]) or its disjoint ones
+ * (med[2]).  Returns R, or -1 when the shared victim slowed nothing. */
+static double pp_run(struct rng *r, uint8_t **att, size_t na, size_t lo, size_t hi,
+                     const struct pp_victim *vs, const struct pp_victim *vd, double med[3])
+{
+	size_t per = (hi - lo) / 64, nl = na * per;
+	void **line = calloc(nl, sizeof *line);
+	double *t[3];
+	for (int m = 0; m < 3; m++)
+		t[m] = calloc(PP_ROUNDS, sizeof(double));
+	med[0] = med[1] = med[2] = 0;
+	if (!line || !t[0] || !t[1] || !t[2])
+		goto out;
+	for (size_t i = 0; i < nl; i++)
+		line[i] = att[i / per] + lo + i % per * 64;
+	for (size_t i = nl - 1; i > 0; i--) {
+		size_t j = below(r, (uint32_t)(i + 1));
+		void *x = line[i];
+		line[i] = line[j];
+		line[j] = x;
+	}
+	for (size_t i = 0; i < nl; i++)
+		*(void **)line[i] = line[(i + 1) % nl];
+	struct pp_chain ch = {(void **)line[0], nl};
+	for (unsigned k = 0; k < PP_ROUNDS; k++) {
+		unsigned first = below(r, 3); /* the modes in a rotating order */
+		for (unsigned j = 0; j < 3; j++) {
+			unsigned m = (first + j) % 3; /* 0 idle, 1 shared, 2 disjoint */
+			pp_walk(&ch);
+			pp_walk(&ch);
+			if (m)
+				pp_touch(m == 1 ? vs : vd);
+			/* The victim's stores drained before the probe, in every
+			 * mode: their misses in flight would slow the probe's
+			 * loads whatever sets they fall in. */
+			atomic_thread_fence(memory_order_seq_cst);
+			t[m][k] = pp_walk(&ch);
+		}
+	}
+	for (int m = 0; m < 3; m++) {
+		qsort(t[m], PP_ROUNDS, sizeof(double), cmp_dbl);
+		med[m] = t[m][PP_ROUNDS / 2] * 1e9 / (double)nl;
+	}
+out:
+	free(line);
+	for (int m = 0; m < 3; m++)
+		free(t[m]);
+	return med[1] > med[0] ? (med[2] - med[0]) / (med[1] - med[0]) : -1;
+}
+
+static void prime_probe(const struct lab_geometry *g, struct lab_hosted_zone *hz, struct rng *r)
+{
+	unsigned C = hz->colours, W = g->l2.ways, W1 = g->l1d.ways;
+	if (C < 2 || W < 4 || W > 64 || W1 < 4 || W1 > 64 || g->l1d.sets * g->l1d.line > FRAME) {
+		audit_note("Prime+Probe: not run (%u colours, L2 ways %u, L1d ways %u)", C, W, W1);
+		return;
+	}
+	/* The attacker fills all but two ways of its sets: the slack takes the
+	 * stack and the loop's own lines, which would otherwise evict its lines
+	 * in every mode alike and hide the victim's. */
+	size_t na = (size_t)(C / 2) * (W - 2), nv = (size_t)(C / 2) * 2 * W;
+	uint64_t lo = (1ull << (C / 2)) - 1, hi = lo << (C / 2);
+	struct lab_owner_cfg a = {.colours = lo}, v_sh = {.colours = lo}, v_ex = {.colours = hi,
+	                                                                       .flags = LAB_OWNER_EXCLUSIVE};
+	uint8_t **fa = calloc(na, sizeof *fa), **fs = calloc(nv, sizeof *fs), **fd = calloc(nv, sizeof *fd);
+	double med[3], R;
+	if (!fa || !fs || !fd || lab_owner_add(hz->zone, 1, &a) || lab_owner_add(hz->zone, 2, &v_sh) ||
+	    lab_owner_add(hz->zone, 3, &v_ex) || !pp_frames(hz->zone, 1, na, fa) ||
+	    !pp_frames(hz->zone, 2, nv, fs) || !pp_frames(hz->zone, 3, nv, fd)) {
+		audit_note("Prime+Probe: not run (could not set up %zu + 2 x %zu frames)", na, nv);
+		goto out;
+	}
+	/* The method, where the answer is known: the L1d's set bits lie inside
+	 * a page, so lines in the first half of their pages and lines in the
+	 * second half never share an L1d set, whatever the frames. */
+	size_t half = (size_t)g->l1d.sets * g->l1d.line / 2;
+	struct pp_victim s1 = {fs, 2 * W1, 0, half}, d1 = {fs, 2 * W1, half, 2 * half};
+	R = pp_run(r, fa, W1 - 2, 0, half, &s1, &d1, med);
+	audit_note("Prime+Probe, the method on the L1d (the first vs the second half of pages): idle "
+	           "%.2f, same sets %.2f, other sets %.2f ns per line: R = %.2f (~0 expected)",
+	           med[0], med[1], med[2], R);
+	/* The colours: frames of the attacker's colours against frames of the
+	 * same colours (a shared pool) or of the other half (exclusive). */
+	struct pp_victim s2 = {fs, nv, 0, FRAME}, d2 = {fd, nv, 0, FRAME};
+	R = pp_run(r, fa, na, 0, FRAME, &s2, &d2, med);
+	audit_note("Prime+Probe, the colours on the L2 (%u rounds, medians): idle %.2f, victim in the "
+	           "same colours %.2f, in disjoint colours %.2f ns per line: R = (disjoint - idle) / "
+	           "(shared - idle) = %.2f", PP_ROUNDS, med[0], med[1], med[2], R);
+	audit_note("  attacker %zu frames (colours 0..%u, %u of %u ways), victim %zu frames; R ~0: the "
+	           "colours isolate on this machine, ~1: they do not%s", na, C / 2 - 1, W - 2, W, nv,
+	           cli_in_vm() ? "; in a VM this measures whether the host keeps the guest's PFN "
+	           "bits (2 MiB host pages) or not, not the allocator" : "");
+out:
+	free(fa);
+	free(fs);
+	free(fd);
+}
+
+/* The geometry, and (with --full) the Prime+Probe experiment above on a
+ * hosted zone whose colours are real PFNs on 2 MiB pages. */
+static void colour_geometry(const struct audit_opts *o, struct rng *r)
 {
 	struct lab_geometry g;
 	struct lab_hosted_zone hz;
-	struct lab_hosted_opts ho = {.bytes = 4u << 20, .nr_cpus = 1, .reserve_permille = LAB_HOSTED_NO_RESERVE};
+	struct lab_hosted_opts ho = {.bytes = 16u << 20, .nr_cpus = 1, .reserve_permille = LAB_HOSTED_NO_RESERVE};
 	lab_hosted_geometry(&g);
 	char l3[120] = "no L3 reported";
 	if (g.l3.size && g.l3.ways)
@@ -2130,20 +2293,23 @@ static void colour_geometry(void)
 	           g.source, (unsigned long long)(g.l2.size >> 10), g.l2.ways, g.l2.sets, g.l2.line,
 	           g.colours, l3);
 	int rc = lab_hosted_zone_create(&ho, &hz);
-	if (rc == LAB_OK) {
-		audit_note("probe zone of 4 MiB: real PFNs %s, 2 MiB pages %s%s%s", hz.real_pfns ? "yes" : "no",
-		           hz.hugepages ? "yes" : "no", hz.why[0] ? ": " : "", hz.why);
-		lab_hosted_zone_destroy(&hz);
-	} else {
+	if (rc != LAB_OK) {
 		audit_note("probe zone: lab_hosted_zone_create failed (%s)", lab_strerror(rc));
+		return;
 	}
+	audit_note("probe zone of 16 MiB: real PFNs %s, 2 MiB pages %s%s%s", hz.real_pfns ? "yes" : "no",
+	           hz.hugepages ? "yes" : "no", hz.why[0] ? ": " : "", hz.why);
 	if (cli_in_vm())
-		audit_note("in a VM: guest PFNs do not predict the host's cache placement (the host "
-		           "may back guest memory with 4 KiB pages), so isolation is checked below as "
-		           "an exact model of the allocator's rules, not measured");
-	audit_note("Prime+Probe: not run (%s); R = (disjoint - idle) / (shared - idle) is not "
-	           "reported", cli_in_vm() ? "guest PFNs are not machine frames, so a figure here "
-	           "would not be meaningful" : "not implemented in this audit");
+		audit_note("in a VM: guest PFNs predict the host's cache placement only if the host backs "
+		           "guest memory with 2 MiB pages, which the guest cannot see (Prime+Probe below "
+		           "measures it); isolation is checked below as an exact model of the allocator's rules");
+	if (!o->full)
+		audit_note("Prime+Probe: run with --full");
+	else if (!hz.real_pfns || !hz.hugepages)
+		audit_note("Prime+Probe: not run (the zone's colours are not real PFNs on 2 MiB pages)");
+	else
+		prime_probe(&g, &hz, r);
+	lab_hosted_zone_destroy(&hz);
 }
 
 int audit_colour(const struct audit_opts *o)
@@ -2152,7 +2318,9 @@ int audit_colour(const struct audit_opts *o)
 	int failed = 0;
 	uint64_t configs = o->full ? 5000 : 200;
 	double t0 = cli_now();
-	colour_geometry();
+	struct rng pr;
+	rng_init(&pr, run_seed(o), 0x99);
+	colour_geometry(o, &pr);
 	uint8_t *arena = aligned_alloc(FRAME, P6_MAX_FRAMES * FRAME);
 	if (!s || !arena) {
 		free(s);
