@@ -28,8 +28,8 @@ static const char help[] =
 	"                   of register-only work timed alike (what the machine allows)\n"
 	"  --placement, --ownership, --colour   run just those parts\n"
 	"  --policy P       swap in a deliberately bad allocator (test-only); each must\n"
-	"                   FAIL the checks meant to catch it, and parts it is not for\n"
-	"                   are not run.  Placement: lifo (free list), scan (random\n"
+	"                   FAIL the checks meant to catch it; alone, it runs the part\n"
+	"                   it is for, and parts it is not for are not run.  Placement: lifo (free list), scan (random\n"
 	"                   start + linear scan), firstfit.  Ownership: noscrub (the\n"
 	"                   library with LAB_ZONE_NO_SCRUB) for the canaries, trusting\n"
 	"                   (frees whatever block holds the frame, as its owner) for the\n"
@@ -171,7 +171,14 @@ int cmd_audit(int argc, char **argv)
 			return cli_usage_error("audit", "unknown option '%s'", a);
 		}
 	}
-	if (!any_part) {
+	if (!any_part && o.policy != POLICY_LAB) {
+		/* A bad policy alone: the part it is for. */
+		o.placement = audit_policy_part(&o, PART_PLACEMENT);
+		o.ownership = audit_policy_part(&o, PART_CANARY) || audit_policy_part(&o, PART_FREES) ||
+		              audit_policy_part(&o, PART_RACE);
+		o.colour = audit_policy_part(&o, PART_COLOUR);
+		o.timing = audit_policy_part(&o, PART_TIMING);
+	} else if (!any_part) {
 		o.placement = o.ownership = o.colour = true;
 		o.timing = o.full;
 	}
