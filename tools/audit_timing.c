@@ -561,9 +561,14 @@ static const struct pair pairs[] = {
  * the same-state control c0/c1 so both see the same machine.
  *
  * The four states live in four zones, mem[0..3], and move between them: the
- * run is cut into PHASES phases, and in phase k the state of role r (0 = a,
- * 1 = b, 2 = c0, 3 = c1) is rebuilt, with a fresh seed, in mem[(r + k) % 4].
- * Each role so spends the same number of measurements in each zone's memory.
+ * run is cut into PHASES = 16 phases, k = 4 u + v, and in phase k the state
+ * of role r (0 = a, 1 = b, 2 = c0, 3 = c1) is rebuilt, with a fresh seed, in
+ * mem[(r + u) % 4], as the ((r + v) % 4)-th of the four.  Each role so
+ * spends the same number of measurements in each zone's memory, in each
+ * place of the build order and in each pairing of the two (a Latin square):
+ * the state built last has the freshest lines, and with the order fixed
+ * (a, b, c0, c1) a toy allocator's same-state control, c0 against c1, was
+ * 5-9 cycles apart in every run (docs/AUDIT.md).
  * Without this, a zone's memory itself could pose as a leak: two zones in
  * the same state, in one process, timed apart by 3 cycles a free (|t| 19,
  * six times with the states swapped between them; zone X was the slower
@@ -572,6 +577,7 @@ static const struct pair pairs[] = {
  */
 #define PHASES 16
 #define ROLES 4 /* a, b, c0, c1: one zone each */
+_Static_assert(PHASES == ROLES * ROLES, "one phase per (memory, build place) of each role");
 
 static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint64_t samples,
                       uint64_t seed, struct run_result *res)
@@ -589,12 +595,10 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	uint64_t run0 = tsc_begin();
 	for (uint64_t i = 0; i < samples; i++) {
 		if (i % (samples / PHASES + 1) == 0) {
-			unsigned k = (unsigned)(i / (samples / PHASES + 1));
-			/* Built in a rotating order too, so that no role is always
-			 * the one built last (its lines the warmest). */
-			for (unsigned j = 0; j < ROLES; j++) {
-				unsigned role = (j + k) % ROLES;
-				struct state *s = &mem[(role + k) % ROLES];
+			unsigned k = (unsigned)(i / (samples / PHASES + 1)), u = k / ROLES % ROLES, v = k % ROLES;
+			for (unsigned j = 0; j < ROLES; j++) { /* the j-th built */
+				unsigned role = (j + ROLES - v) % ROLES;
+				struct state *s = &mem[(role + u) % ROLES];
 				bool is_b = role == 1;
 				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
 				              is_b ? p->lb : p->la, is_b ? p->builder_b : OWNER, p->zone_flags,
@@ -606,10 +610,11 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 				}
 				*(role == 0 ? &a : role == 1 ? &b : role == 2 ? &c0 : &c1) = s;
 			}
-			/* Untimed calls, round robin, so no zone starts the phase
-			 * warmer for having been rebuilt last. */
+			/* Untimed calls, round robin from a zone that changes with
+			 * the phase, so no zone starts the phase warmer for having
+			 * been rebuilt or called last. */
 			for (unsigned j = 0; j < 4096 * ROLES; j++) {
-				struct state *s = &mem[j % ROLES];
+				struct state *s = &mem[(j + k) % ROLES];
 				uint64_t pfn;
 				if (t_alloc(s, OWNER, &pfn) == LAB_OK)
 					t_free(s, OWNER, pfn);
