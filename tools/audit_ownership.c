@@ -1589,6 +1589,9 @@ static int audit_race(const struct audit_opts *o)
 			pthread_barrier_wait(&r->bar);
 			for (int i = 0; i < 2; i++)
 				pthread_join(th[i], NULL);
+			pthread_barrier_destroy(&r->bar);
+			zone_free(&t);
+			free(r);
 			return audit_line("P4", false, "two threads free each block: exactly one wins",
 			                  "round %u: %llu of %llu blocks had exactly one LAB_OK, loser LAB_EFREE "
 			                  "%llu, %llu still held; stopped", round + 1, (unsigned long long)one_ok,
