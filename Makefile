@@ -127,6 +127,13 @@ $(O)/test_asan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(SAN_SRC) -lpthread -lm
 
+# The command-line tool under ASan+UBSan: make check runs the audit's
+# reduced parts and every bad policy with it (their failure paths included).
+$(O)/labyrinth_asan: $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TOOL_SRC) $(TOOL_HDR) $(HEADERS)
+	@mkdir -p $(O)
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer -o $@ $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TOOL_SRC) -lpthread -lm
+
 $(O)/test_tsan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=thread -o $@ $(SAN_SRC) -lpthread -lm
@@ -153,7 +160,8 @@ FUZZ_SECONDS ?= 300
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-check: all $(O)/test_unit $(O)/bigzone $(O)/test_asan $(O)/test_tsan $(O)/fuzz_replay $(O)/kernel/labyrinth-kernel.elf
+check: all $(O)/test_unit $(O)/bigzone $(O)/test_asan $(O)/test_tsan $(O)/labyrinth_asan $(O)/fuzz_replay \
+       $(O)/kernel/labyrinth-kernel.elf
 	CI=$(CI) ./scripts/check.sh
 
 # `make soak SOAK_SECONDS=3600`: the stress workload, round after round.

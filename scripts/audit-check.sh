@@ -9,10 +9,20 @@
 # on a noisy machine.
 set -u
 cd "$(dirname "$0")/.."
-L=build/labyrinth
-out=build/audit
+L=${L:-build/labyrinth} # L=build/labyrinth_asan: the same under ASan+UBSan
+out=build/audit-$(basename "$L")
 mkdir -p "$out"
 fail=0
+
+# Under a sanitizer, a report fails the suite whatever the audit's verdict
+# (a bad policy exits 1 anyway).
+sanitized() {
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; then
+		echo "FAIL $(basename "$1" .txt): sanitizer report"
+		grep -E -A8 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" | head -20
+		fail=1
+	fi
+}
 
 if $L audit --seed 1 >"$out/lab.txt" 2>&1; then
 	echo "library: $(tail -n 1 "$out/lab.txt")"
@@ -22,6 +32,8 @@ else
 	fail=1
 fi
 
+sanitized "$out/lab.txt"
+
 # policy  part  property  check-that-must-fail (a regex)  how many FAIL lines at least
 expect() {
 	local policy=$1 part=$2 prop=$3 metric=$4 least=$5
@@ -29,6 +41,7 @@ expect() {
 	local rc=$?
 	local n
 	n=$(grep -cE "^  FAIL $prop +$metric" "$out/$policy.txt")
+	sanitized "$out/$policy.txt"
 	if [ "$rc" -ne 0 ] && [ "$n" -ge "$least" ]; then
 		echo "policy $policy: FAILs '$metric' $n times (as it must); $(tail -n 1 "$out/$policy.txt")"
 	else

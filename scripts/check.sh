@@ -83,6 +83,7 @@ run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 need spin spin && run spin scripts/spin-check.sh
 run audit           scripts/audit-check.sh
+run audit-asan      env L=$B/labyrinth_asan ASAN_OPTIONS=detect_leaks=1 scripts/audit-check.sh
 need qemu-system-x86_64 qemu && run qemu scripts/qemu-check.sh
 # Under CI=true a peer allocator (jemalloc, mimalloc, tcmalloc) that cannot
 # be loaded fails the suite instead of showing up as "not installed".
