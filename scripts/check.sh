@@ -82,6 +82,7 @@ run fuzz-replay     env ASAN_OPTIONS=detect_leaks=0 $B/fuzz_replay fuzz/corpus
 run freestanding    scripts/freestanding-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 need spin spin && run spin scripts/spin-check.sh
+run cli             scripts/cli-check.sh
 run audit           scripts/audit-check.sh
 run audit-asan      env L=$B/labyrinth_asan ASAN_OPTIONS=detect_leaks=1 scripts/audit-check.sh
 need qemu-system-x86_64 qemu && run qemu scripts/qemu-check.sh

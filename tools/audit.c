@@ -167,11 +167,8 @@ int cmd_audit(int argc, char **argv)
 				return cli_usage_error("audit", "--class wants C1..C6, got '%s'", c);
 			o.timing_class = (unsigned)(c[1] - '0');
 			o.timing = any_part = true;
-		} else if (!strcmp(a, "--policy") || !strcmp(a, "--seed") || !strcmp(a, "--runs") ||
-		           !strcmp(a, "--samples") || !strcmp(a, "--class")) {
-			return cli_usage_error("audit", "%s wants a value", a);
 		} else {
-			return cli_usage_error("audit", "unknown option '%s'", a);
+			return cli_option_error("audit", a, help);
 		}
 	}
 	if (!any_part && o.policy != POLICY_LAB) {

@@ -316,7 +316,7 @@ int cmd_demo(int argc, char **argv)
 				return cli_usage_error("demo", "--seed wants a decimal number, got '%s'", argv[i]);
 			seeded = true;
 		} else {
-			return cli_usage_error("demo", "unknown option '%s'", a);
+			return cli_option_error("demo", a, help);
 		}
 	}
 

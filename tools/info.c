@@ -52,7 +52,7 @@ int cmd_info(int argc, char **argv)
 				return cli_usage_error("info", "--owners wants 1..%d, got '%s'", LAB_MAX_OWNERS,
 				                       argv[i]);
 		} else {
-			return cli_usage_error("info", "unknown option '%s'", a);
+			return cli_option_error("info", a, help);
 		}
 	}
 

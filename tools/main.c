@@ -76,6 +76,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return 2;
 }
 
+int cli_option_error(const char *cmd, const char *a, const char *help)
+{
+	/* An option the help shows with a value ("--seed N") wants one. */
+	size_t n = strlen(a);
+	for (const char *h = help; n > 2 && a[0] == '-' && (h = strstr(h, a)); h += n)
+		if (h[n] == ' ' && h[n + 1] && h[n + 1] != ' ')
+			return cli_usage_error(cmd, "%s wants a value", a);
+	return cli_usage_error(cmd, "unknown option '%s'", a);
+}
+
 const char *cli_size(uint64_t b, char *buf, unsigned len)
 {
 	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# cli-check.sh - bad input on the command line gets a clear error: exit 2, a
+# message on stderr naming the command and what is wrong, nothing on stdout
+# (so nothing ran).  Each case: the arguments, then a piece the message
+# must contain.
+set -u
+cd "$(dirname "$0")/.."
+L=build/labyrinth
+fail=0 n=0
+bad() {
+	local want=$1
+	shift
+	local out err rc
+	out=$("$L" "$@" 2>/tmp/cli-check.$$)
+	rc=$?
+	err=$(cat /tmp/cli-check.$$)
+	n=$((n + 1))
+	if [ "$rc" -ne 2 ] || [ -n "$out" ] || ! grep -qF -- "$want" <<<"$err"; then
+		echo "FAIL: labyrinth $*: exit $rc, stdout ${#out} bytes, stderr: $(head -n 1 <<<"$err") (wanted '$want')"
+		fail=1
+	fi
+}
+bad "unknown command 'bogus'"              bogus
+bad "unknown option '--bogus'"             demo --bogus
+bad "--size wants a value"                 demo --size
+bad "--size wants 16M..1T, got '1X'"       demo --size 1X
+bad "--vms wants 1..15, got '0'"           demo --vms 0
+bad "--seconds wants 1..3600"              demo --seconds 99999
+bad "--cpus wants a value"                 info --cpus
+bad "--cpus wants 1.."                     info --cpus 0
+bad "--size wants 4K up to 16T"            info --size 32T
+bad "--policy wants lab, lifo"             audit --policy bogus
+bad "--policy wants a value"               audit --policy
+bad "--class wants C1..C6, got 'C7'"       audit --class C7
+bad "--runs wants 1..1000, got '0'"        audit --runs 0
+bad "--samples wants 1000..2^32"           audit --samples 5
+bad "--seed wants a decimal number"        audit --seed -1
+bad "unknown option '--ful'"               audit --ful
+bad "unknown option '--bogus'"             bench --bogus
+bad "--rounds wants a number from 1 to 1000" bench --rounds 0
+bad "--threads wants a number from 1 to 64" bench --threads 0
+bad "--run-ms"                             bench --run-ms 0
+rm -f /tmp/cli-check.$$
+echo "$n bad invocations: $([ $fail -eq 0 ] && echo 'each refused with exit 2 and its message, nothing run' || echo 'some NOT refused as they must be')"
+exit $fail
