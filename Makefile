@@ -122,17 +122,17 @@ $(O)/bigzone: tests/bigzone.c $(O)/liblabyrinth.a $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ tests/bigzone.c $(O)/liblabyrinth.a -lpthread -lm
 
 SAN_SRC := $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TEST_SRC)
+ASAN_FLAGS := -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 $(O)/test_asan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)
-	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer -o $@ $(SAN_SRC) -lpthread -lm
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $(SAN_SRC) -lpthread -lm
 
 # The command-line tool under ASan+UBSan: make check runs the audit's
 # reduced parts and every bad policy with it (their failure paths included).
 $(O)/labyrinth_asan: $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TOOL_SRC) $(TOOL_HDR) $(HEADERS)
 	@mkdir -p $(O)
-	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer -o $@ $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TOOL_SRC) -lpthread -lm
+	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $(CORE_SRC) $(HOSTED_SRC) $(COMPAT_SRC) $(TOOL_SRC) \
+	    -lpthread -lm
 
 $(O)/test_tsan: $(SAN_SRC) tests/harness.h $(HEADERS)
 	@mkdir -p $(O)

@@ -110,6 +110,13 @@ static const char *policy_for(enum audit_policy p)
 	}
 }
 
+/* Is the policy for a check of the ownership part (the library: all of them)? */
+static bool ownership_part(const struct audit_opts *o)
+{
+	return audit_policy_part(o, PART_CANARY) || audit_policy_part(o, PART_FREES) ||
+	       audit_policy_part(o, PART_RACE);
+}
+
 static bool part_runs(const struct audit_opts *o, enum audit_part part)
 {
 	if (audit_policy_part(o, part))
@@ -174,8 +181,7 @@ int cmd_audit(int argc, char **argv)
 	if (!any_part && o.policy != POLICY_LAB) {
 		/* A bad policy alone: the part it is for. */
 		o.placement = audit_policy_part(&o, PART_PLACEMENT);
-		o.ownership = audit_policy_part(&o, PART_CANARY) || audit_policy_part(&o, PART_FREES) ||
-		              audit_policy_part(&o, PART_RACE);
+		o.ownership = ownership_part(&o);
 		o.colour = audit_policy_part(&o, PART_COLOUR);
 		o.timing = audit_policy_part(&o, PART_TIMING);
 	} else if (!any_part) {
@@ -210,8 +216,7 @@ int cmd_audit(int argc, char **argv)
 	}
 	if (o.ownership) {
 		printf("\nownership and scrub (P4, P5, P7)\n");
-		if (audit_policy_part(&o, PART_CANARY) || audit_policy_part(&o, PART_FREES) ||
-		    part_runs(&o, PART_RACE))
+		if (ownership_part(&o) || part_runs(&o, PART_RACE))
 			audit_ownership(&o);
 	}
 	if (o.colour) {

@@ -2159,12 +2159,6 @@ static void pp_touch(const struct pp_victim *v)
 			*(volatile uint8_t *)(v->frames[i] + l) = (uint8_t)i;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* n frames of owner w, their addresses in out; false if the zone ran out. */
 static bool pp_frames(lab_zone_t *z, lab_owner_t w, size_t n, uint8_t **out)
 {
@@ -2219,7 +2213,7 @@ static double pp_run(struct rng *r, uint8_t **att, size_t na, size_t lo, size_t 
 		}
 	}
 	for (int m = 0; m < 3; m++) {
-		qsort(t[m], PP_ROUNDS, sizeof(double), cmp_dbl);
+		qsort(t[m], PP_ROUNDS, sizeof(double), cli_cmp_double);
 		med[m] = t[m][PP_ROUNDS / 2] * 1e9 / (double)nl;
 	}
 out:

@@ -104,18 +104,12 @@ struct ttest {
 	unsigned nprep;
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void ttest_push(struct ttest *t, int cls, double x)
 {
 	if (!t->thr_set) {
 		t->prep[t->nprep++] = x;
 		if (t->nprep == PREP) {
-			qsort(t->prep, PREP, sizeof(double), cmp_double);
+			qsort(t->prep, PREP, sizeof(double), cli_cmp_double);
 			for (int i = 0; i < NCROPS; i++) {
 				double q = 1 - pow(0.5, 10.0 * (i + 1) / NCROPS);
 				t->thr[i] = t->prep[(unsigned)(q * (PREP - 1))];

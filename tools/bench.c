@@ -189,12 +189,6 @@ struct st {
 	int n;
 };
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static struct st stat_of(const struct series *s)
 {
 	struct st r = {NAN, NAN, NAN, 0};
@@ -206,7 +200,7 @@ static struct st stat_of(const struct series *s)
 			v[r.n++] = s->v[i];
 	if (!r.n)
 		return r;
-	qsort(v, (size_t)r.n, sizeof(double), cmp_d);
+	qsort(v, (size_t)r.n, sizeof(double), cli_cmp_double);
 	r.med = r.n % 2 ? v[r.n / 2] : (v[r.n / 2 - 1] + v[r.n / 2]) / 2;
 	r.lo = v[0], r.hi = v[r.n - 1];
 	return r;

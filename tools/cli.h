@@ -19,6 +19,8 @@ bool cli_parse_size(const char *s, uint64_t *out);
 bool cli_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 /* "error: <msg>" on stderr and exit status 2 (bad usage). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* qsort comparator: doubles in ascending order. */
+int cli_cmp_double(const void *a, const void *b);
 /* The error for argument a that no case matched: "wants a value" if the
  * command's help shows it with one, else "unknown option".  Returns 2. */
 int cli_option_error(const char *cmd, const char *a, const char *help);

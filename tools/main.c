@@ -76,6 +76,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return 2;
 }
 
+int cli_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 int cli_option_error(const char *cmd, const char *a, const char *help)
 {
 	/* An option the help shows with a value ("--seed N") wants one. */
