@@ -35,14 +35,16 @@ static const char help[] =
 	"glibc aligned_alloc, jemalloc, mimalloc and tcmalloc (loaded with dlopen;\n"
 	"a missing one is reported, never silently skipped) and against floors\n"
 	"written here: a LIFO stack under a spinlock, a random bag under a\n"
-	"spinlock, per-CPU random bags, a lock-free shared array of random\n"
-	"slots (what global uniformity costs across cores), and micro-floors\n"
-	"(memset and non-temporal store of 4 KiB, CAS on a hot line and on a\n"
-	"random line of 4 MiB, a cache line handed from CPU 0 to CPU 1, spinlock\n"
-	"pair, ChaCha12 draw, a dependent load of a random line in 1 MiB and in\n"
-	"64 MiB (a 1 GiB and a 64 GiB zone's records), the timer itself).  The\n"
-	"hand-over says where the host put the two CPUs: every 2-thread figure\n"
-	"pays it per shared line.\n"
+	"spinlock, per-CPU random bags, the same bags over random halves of\n"
+	"the frames with a shared 4-byte owner word per frame (what an owner\n"
+	"table costs across cores under random placement), a lock-free shared\n"
+	"array of random slots (what global uniformity costs across cores),\n"
+	"and micro-floors (memset and non-temporal store of 4 KiB, CAS on a hot\n"
+	"line and on a random line of 4 MiB, a cache line handed from CPU 0 to\n"
+	"CPU 1, spinlock pair, ChaCha12 draw, a dependent load of a random line\n"
+	"in 1 MiB and in 64 MiB (a 1 GiB and a 64 GiB zone's records), the timer\n"
+	"itself).  The hand-over says where the host put the two CPUs: every\n"
+	"2-thread figure pays it per shared line.\n"
 	"\n"
 	"Workloads (order 0 and a 1 GiB zone unless stated): immediate (alloc then\n"
 	"free), batch (64 Ki allocations, then frees in random order; same-owner\n"
@@ -855,6 +857,34 @@ static struct cand *cand_by(const char *name)
 	return NULL;
 }
 
+/* Context row: candidate cand's 2-thread over 1-thread throughput in workload
+ * wl, labelled what (and tail); returns the per-round series. */
+static struct series *ctx_scaling(const char *what, const char *tail, const char *cand, const char *wl)
+{
+	char nm[160], b[96];
+	snprintf(nm, sizeof nm, "  context: %s %s 2T / 1T%s", what, wl, tail);
+	snprintf(b, sizeof b, "C %s %s 2T / 1T", cand, wl);
+	struct series *r = ratio(b, pairs_s(cand, wl, 2, 0, "mpairs_per_s"), pairs_s(cand, wl, 1, 0, "mpairs_per_s"));
+	context(nm, r);
+	return r;
+}
+
+/* Context row: ns a pair of cand costs each thread more at 2 threads than
+ * at 1, round by round. */
+static void ctx_added(const char *what, const char *cand, const char *wl)
+{
+	char nm[160], b[96];
+	snprintf(nm, sizeof nm, "  context: %s %s, ns per pair at 2 threads minus at 1", what, wl);
+	snprintf(b, sizeof b, "C %s %s 2T - 1T ns", cand, wl);
+	const struct series *one = pairs_s(cand, wl, 1, 0, "ns_per_pair");
+	const struct series *two = pairs_s(cand, wl, 2, 0, "ns_per_pair");
+	struct series *d = ser("ratio", b, wl, 2, 0, BENCH_ZONE, cand, "ns");
+	if (one && two)
+		for (unsigned r = 0; r < cfg.rounds; r++)
+			d->v[r] = two->v[r] - one->v[r];
+	context(nm, d);
+}
+
 static void targets(void)
 {
 	char nm[112], b[160];
@@ -889,24 +919,18 @@ static void targets(void)
 	        ratio("C same-owner batch 2T bulk / per-call", pairs_s(same, "batch-bulk", 2, 0, "mpairs_per_s"),
 	              pairs_s(same, "batch", 2, 0, "mpairs_per_s")));
 	for (int w = 0; w < 2; w++) {
-		snprintf(nm, sizeof nm, "  context: per-CPU bags (no sharing at all) %s 2T / 1T: the machine's ceiling", wls[w]);
-		snprintf(b, sizeof b, "C per-CPU %s 2T / 1T", wls[w]);
-		struct series *ceil = ratio(b, pairs_s("floor per-CPU bags", wls[w], 2, 0, "mpairs_per_s"),
-		                            pairs_s("floor per-CPU bags", wls[w], 1, 0, "mpairs_per_s"));
-		context(nm, ceil);
+		struct series *ceil = ctx_scaling("per-CPU bags (no sharing at all)", ": the machine's ceiling",
+		                                  "floor per-CPU bags", wls[w]);
 		snprintf(nm, sizeof nm, "  context: same-owner %s 2T/1T divided by that ceiling, per round", wls[w]);
 		snprintf(b, sizeof b, "C same-owner %s 2T/1T / ceiling", wls[w]);
 		snprintf(b + 64, 64, "T same-owner %s 2T / 1T", wls[w]);
 		context(nm, ratio(b, find("ratio", b + 64, wls[w], 2, 0, BENCH_ZONE, "lab same-owner"), ceil));
-		snprintf(nm, sizeof nm, "  context: owner per CPU (exclusive, own colours, no pool shared) %s 2T / 1T",
-		         wls[w]);
-		snprintf(b, sizeof b, "C owner per CPU %s 2T / 1T", wls[w]);
-		context(nm, ratio(b, pairs_s("lab owner per CPU", wls[w], 2, 0, "mpairs_per_s"),
-		                  pairs_s("lab owner per CPU", wls[w], 1, 0, "mpairs_per_s")));
-		snprintf(nm, sizeof nm, "  context: shared swap (global uniformity, nothing else) %s 2T / 1T", wls[w]);
-		snprintf(b, sizeof b, "C shared swap %s 2T / 1T", wls[w]);
-		context(nm, ratio(b, pairs_s("floor shared swap", wls[w], 2, 0, "mpairs_per_s"),
-		                  pairs_s("floor shared swap", wls[w], 1, 0, "mpairs_per_s")));
+		ctx_scaling("per-CPU bags + owner table (random halves)", "", "floor per-CPU bags+table", wls[w]);
+		/* A cheap pair hides what sharing costs in a ratio: say it in ns. */
+		ctx_added("per-CPU bags + owner table", "floor per-CPU bags+table", wls[w]);
+		ctx_added("same-owner", same, wls[w]);
+		ctx_scaling("owner per CPU (exclusive, own colours, no pool shared)", "", "lab owner per CPU", wls[w]);
+		ctx_scaling("shared swap (global uniformity, nothing else)", "", "floor shared swap", wls[w]);
 	}
 	/* Where the host put the CPUs decides the 2-thread figures above: the
 	 * same binary read 1.9x with a 31 ns hand-over and 1.0x with 240 ns. */

@@ -317,6 +317,7 @@ struct bench_floor {
 	struct fstack s[BENCH_NORD];
 	struct swap_hand hand[BENCH_MAXT][BENCH_NORD]; /* the shared-swap floor's */
 	struct fstack *pc[BENCH_MAXT]; /* per-CPU bags: [BENCH_NORD] each */
+	uint32_t *tab[BENCH_NORD]; /* per-CPU bags + table: a word a block (atomic) */
 };
 
 static inline int oidx(unsigned order)
@@ -394,6 +395,38 @@ static inline void pcpu_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 	s->a[s->cnt++] = (uint32_t)h;
 }
 
+/* per-CPU bags + table: the bags above, but each holds a random half of the
+ * blocks (uniform placement interleaves the CPUs' frames over the zone), and
+ * alloc and free CAS the block's 4-byte owner word in one shared table, 16
+ * to a line, as an allocator that tracks ownership in a few bytes a frame
+ * must.  Nothing else is shared: what such a table alone costs across CPUs
+ * (a line holds other CPUs' frames' words). */
+static inline int ptab_alloc(struct cand *c, struct tctx *t, unsigned order, uint64_t *h)
+{
+	int i = oidx(order);
+	if (i < 0)
+		return FLOOR_NOORDER;
+	int rc = bag_take(&c->fl->pc[t->tid][i], wyrand(&t->rng), h);
+	if (rc)
+		return rc;
+	uint32_t was = 0;
+	if (!atomic_compare_exchange_strong_explicit((_Atomic uint32_t *)&c->fl->tab[i][*h], &was, t->tid + 1u,
+	                                             memory_order_acquire, memory_order_relaxed))
+		abort(); /* a block in two bags: a bug of this floor */
+	return 0;
+}
+
+static inline void ptab_free(struct cand *c, struct tctx *t, uint64_t h, unsigned order)
+{
+	int i = oidx(order);
+	uint32_t was = t->tid + 1u;
+	if (!atomic_compare_exchange_strong_explicit((_Atomic uint32_t *)&c->fl->tab[i][h], &was, 0, memory_order_release,
+	                                             memory_order_relaxed))
+		abort(); /* freed by a thread that does not hold it: a bug of the driver */
+	struct fstack *s = &c->fl->pc[t->tid][i];
+	s->a[s->cnt++] = (uint32_t)h;
+}
+
 /* shared random slots, no lock: one array of frame slots shared by every
  * thread.  Free exchanges the frame into a uniformly random slot and keeps
  * what it displaced in the thread's hand (at most 64); alloc takes from the
@@ -465,6 +498,7 @@ static inline void null_free(struct cand *c, struct tctx *t, uint64_t h, unsigne
 #define lifo_idle labp_idle
 #define bag_idle labp_idle
 #define pcpu_idle labp_idle
+#define ptab_idle labp_idle
 #define swap_idle labp_idle
 
 /* A labyrinth candidate with bulk_free set (one owner, no idle hook) frees a
@@ -715,6 +749,7 @@ BENCH_FAMILY(tc)
 BENCH_FAMILY(lifo)
 BENCH_FAMILY(bag)
 BENCH_FAMILY(pcpu)
+BENCH_FAMILY(ptab)
 BENCH_FAMILY(swap)
 BENCH_FAMILY(null)
 
@@ -1109,6 +1144,31 @@ static void floor_fill(struct fstack *s, uint64_t n)
 	atomic_init(&s->lock, 0);
 }
 
+/* Give the bags of order index k a uniformly random split of the blocks
+ * (one shuffled permutation dealt out in turn) and the order's owner table. */
+static void ptab_interleave(struct bench_floor *f, unsigned nb, int k, uint64_t blocks)
+{
+	uint32_t *p = malloc((blocks ? blocks : 1) * sizeof(uint32_t));
+	size_t tb = ((blocks ? blocks : 1) * sizeof(uint32_t) + 63) & ~(size_t)63;
+	f->tab[k] = aligned_alloc(64, tb);
+	if (!p || !f->tab[k])
+		abort();
+	memset(f->tab[k], 0, tb);
+	uint64_t s = 0x243f6a8885a308d3ull + (uint64_t)k; /* fixed: the same split every run */
+	for (uint64_t i = 0; i < blocks; i++)
+		p[i] = (uint32_t)i;
+	for (uint64_t i = blocks; i > 1; i--) { /* Fisher-Yates */
+		uint64_t j = below(&s, i);
+		uint32_t x = p[i - 1];
+		p[i - 1] = p[j], p[j] = x;
+	}
+	uint64_t per = blocks / nb;
+	for (unsigned w = 0; w < nb; w++)
+		for (uint64_t i = 0; i < per; i++)
+			f->pc[w][k].a[i] = p[w * per + i];
+	free(p);
+}
+
 static int floor_setup(struct cand *c)
 {
 	struct bench_floor *f = aligned_alloc(64, sizeof(*f));
@@ -1134,6 +1194,9 @@ static int floor_setup(struct cand *c)
 					f->pc[w][k].a[i] = (uint32_t)(w * per + i);
 			}
 		}
+		if (c->pcpu_table)
+			for (int k = 0; k < BENCH_NORD; k++)
+				ptab_interleave(f, nb, k, n >> bench_orders[k]);
 	}
 	c->fl = f;
 	return 0;
@@ -1145,7 +1208,7 @@ static void floor_teardown(struct cand *c)
 	if (!f)
 		return;
 	for (int k = 0; k < BENCH_NORD; k++)
-		free(f->s[k].a);
+		free(f->s[k].a), free(f->tab[k]);
 	for (unsigned w = 0; w < BENCH_MAXT; w++)
 		if (f->pc[w]) {
 			for (int k = 0; k < BENCH_NORD; k++)
@@ -1156,7 +1219,7 @@ static void floor_teardown(struct cand *c)
 	c->fl = NULL;
 }
 
-static struct cand C[14];
+static struct cand C[15];
 
 int bench_candidates(struct cand **out)
 {
@@ -1236,6 +1299,13 @@ int bench_candidates(struct cand **out)
 	                          "evenly); cannot take frees from another CPU",
 	    pcpu);
 	c->no_cross = c->pcpu_bags = true;
+	c->no_cross_why = "n/a: a per-CPU bag without a lock cannot take another CPU's frees";
+	FLC("floor per-CPU bags+table",
+	    "the per-CPU bags, each over a random half of the frames, and a shared 4-byte owner "
+	    "word per frame that alloc and free CAS: the price of an owner table under random "
+	    "placement, nothing else shared",
+	    ptab);
+	c->no_cross = c->pcpu_bags = c->pcpu_table = true;
 	c->no_cross_why = "n/a: a per-CPU bag without a lock cannot take another CPU's frees";
 	FLC("floor shared swap", "one array of frame slots shared by all threads, no lock: alloc "
 	                         "empties a uniformly random full slot (atomic exchange), free fills "

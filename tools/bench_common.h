@@ -85,6 +85,7 @@ struct cand {
 	bool no_cross;         /* cannot take frees from another CPU             */
 	const char *no_cross_why; /* printed in the cross-CPU table instead      */
 	bool pcpu_bags;        /* floor_setup: one bag per worker                 */
+	bool pcpu_table;       /* ... over a random half each, with an owner table */
 	int (*setup)(struct cand *c);       /* 0, or sets skip                   */
 	void (*teardown)(struct cand *c);
 	int (*check)(struct cand *c);       /* lab_check (LAB_OK for others)     */
