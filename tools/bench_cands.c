@@ -1144,9 +1144,10 @@ static void floor_fill(struct fstack *s, uint64_t n)
 	atomic_init(&s->lock, 0);
 }
 
-/* Give the bags of order index k a uniformly random split of the blocks
- * (one shuffled permutation dealt out in turn) and the order's owner table. */
-static void ptab_interleave(struct bench_floor *f, unsigned nb, int k, uint64_t blocks)
+/* For the per-CPU bags + table: order index k's owner table, all zero, and
+ * a uniformly random permutation of its blocks for the bags to be dealt from
+ * (a fixed seed: the same split every run).  The caller frees it. */
+static uint32_t *ptab_setup(struct bench_floor *f, int k, uint64_t blocks)
 {
 	uint32_t *p = malloc((blocks ? blocks : 1) * sizeof(uint32_t));
 	size_t tb = ((blocks ? blocks : 1) * sizeof(uint32_t) + 63) & ~(size_t)63;
@@ -1154,7 +1155,7 @@ static void ptab_interleave(struct bench_floor *f, unsigned nb, int k, uint64_t 
 	if (!p || !f->tab[k])
 		abort();
 	memset(f->tab[k], 0, tb);
-	uint64_t s = 0x243f6a8885a308d3ull + (uint64_t)k; /* fixed: the same split every run */
+	uint64_t s = 0x243f6a8885a308d3ull + (uint64_t)k;
 	for (uint64_t i = 0; i < blocks; i++)
 		p[i] = (uint32_t)i;
 	for (uint64_t i = blocks; i > 1; i--) { /* Fisher-Yates */
@@ -1162,11 +1163,7 @@ static void ptab_interleave(struct bench_floor *f, unsigned nb, int k, uint64_t 
 		uint32_t x = p[i - 1];
 		p[i - 1] = p[j], p[j] = x;
 	}
-	uint64_t per = blocks / nb;
-	for (unsigned w = 0; w < nb; w++)
-		for (uint64_t i = 0; i < per; i++)
-			f->pc[w][k].a[i] = p[w * per + i];
-	free(p);
+	return p;
 }
 
 static int floor_setup(struct cand *c)
@@ -1187,16 +1184,19 @@ static int floor_setup(struct cand *c)
 			if (!f->pc[w])
 				abort();
 			memset(f->pc[w], 0, BENCH_NORD * sizeof(struct fstack));
-			for (int k = 0; k < BENCH_NORD; k++) {
-				uint64_t per = (n >> bench_orders[k]) / nb;
-				floor_fill(&f->pc[w][k], per);
-				for (uint64_t i = 0; i < per; i++) /* disjoint frames per bag */
-					f->pc[w][k].a[i] = (uint32_t)(w * per + i);
-			}
 		}
-		if (c->pcpu_table)
-			for (int k = 0; k < BENCH_NORD; k++)
-				ptab_interleave(f, nb, k, n >> bench_orders[k]);
+		for (int k = 0; k < BENCH_NORD; k++) {
+			uint64_t blocks = n >> bench_orders[k], per = blocks / nb;
+			/* Disjoint blocks per bag: consecutive runs, or with the
+			 * table a random half each (interleaved). */
+			uint32_t *perm = c->pcpu_table ? ptab_setup(f, k, blocks) : NULL;
+			for (unsigned w = 0; w < nb; w++) {
+				floor_fill(&f->pc[w][k], per);
+				for (uint64_t i = 0; i < per; i++)
+					f->pc[w][k].a[i] = perm ? perm[w * per + i] : (uint32_t)(w * per + i);
+			}
+			free(perm);
+		}
 	}
 	c->fl = f;
 	return 0;
@@ -1300,13 +1300,14 @@ int bench_candidates(struct cand **out)
 	    pcpu);
 	c->no_cross = c->pcpu_bags = true;
 	c->no_cross_why = "n/a: a per-CPU bag without a lock cannot take another CPU's frees";
+	const char *bag_why = c->no_cross_why;
 	FLC("floor per-CPU bags+table",
 	    "the per-CPU bags, each over a random half of the frames, and a shared 4-byte owner "
 	    "word per frame that alloc and free CAS: the price of an owner table under random "
 	    "placement, nothing else shared",
 	    ptab);
 	c->no_cross = c->pcpu_bags = c->pcpu_table = true;
-	c->no_cross_why = "n/a: a per-CPU bag without a lock cannot take another CPU's frees";
+	c->no_cross_why = bag_why;
 	FLC("floor shared swap", "one array of frame slots shared by all threads, no lock: alloc "
 	                         "empties a uniformly random full slot (atomic exchange), free fills "
 	                         "a uniformly random empty one (CAS): global uniformity, nothing else",
