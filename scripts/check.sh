@@ -80,6 +80,7 @@ run asan-ubsan      env ASAN_OPTIONS=detect_leaks=0 $B/test_asan
 run tsan            env TSAN_OPTIONS=halt_on_error=1 $B/test_tsan
 run fuzz-replay     env ASAN_OPTIONS=detect_leaks=0 $B/fuzz_replay fuzz/corpus
 run freestanding    scripts/freestanding-check.sh
+run prefetch        scripts/prefetch-check.sh
 need valgrind ctgrind && run ctgrind scripts/ctgrind-check.sh
 need spin spin && run spin scripts/spin-check.sh
 run cli             scripts/cli-check.sh

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# prefetch-check.sh - the core's software prefetches are in the machine code.
+# A prefetch cannot be seen in any result, only in the time, so a compiler
+# that drops one breaks nothing a test would notice: gcc 12 deleted
+# lab_free_bulk's (a helper that only loads and prefetches looks pure to it,
+# and a call to a pure function whose result is unused is dead code), and
+# nobody saw it for a day.  This compiles the core as the release build does
+# and counts the prefetch instructions in each function that has some in its
+# source; fewer than the source has fails.
+set -eu
+cd "$(dirname "$0")/.."
+out=build/prefetch-check
+mkdir -p "$out"
+CC=${CC:-cc}
+case "$(uname -m)" in
+x86_64 | i?86) insn='prefetch' ;;
+aarch64) insn='prfm' ;;
+*)
+	echo "FAIL: no prefetch mnemonic known for $(uname -m)"
+	exit 1
+	;;
+esac
+flags="-std=c11 -O2 -DNDEBUG -Iinclude -Isrc/core"
+if [ "$insn" = prefetch ] && grep -qw 3dnowprefetch /proc/cpuinfo 2>/dev/null; then
+	flags="$flags -mprfchw" # as the Makefile's PREFETCHW=auto
+fi
+# function, source file, prefetch sites in its source (inlined helpers included)
+want='lab_alloc alloc 2
+lab_free_bulk alloc 2
+lab_pcp_refill cpu 2
+lab_pool_exchange pool 4'
+fail=0
+for f in alloc cpu pool; do
+	# shellcheck disable=SC2086
+	"$CC" $flags -c "src/core/$f.c" -o "$out/$f.o"
+done
+while read -r fn file need; do
+	got=$(objdump -d --no-show-raw-insn "$out/$file.o" |
+		awk -v fn="<$fn>:" -v insn="$insn" '/^[0-9a-f]+ </ { on = ($2 == fn) }
+			on && $2 ~ "^" insn { n++ } END { print n + 0 }')
+	if [ "$got" -lt "$need" ]; then
+		echo "FAIL: $fn ($file.c) has $got $insn instructions, its source $need"
+		fail=1
+	else
+		echo "ok: $fn ($file.c): $got $insn instructions (source: $need)"
+	fi
+done <<<"$want"
+[ "$fail" = 0 ] && echo "OK: every prefetch the source asks for is in the code"
+exit "$fail"
