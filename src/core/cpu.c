@@ -7,6 +7,7 @@
  * interrupt on a host that cannot mask them): it is "nested" and must never
  * touch the CPU's pcp, generator or rings, nor wait for a lock its CPU holds.
  * Nested frees that cannot finish at once are queued for the outer call.
+ * Both are inline (internal.h); their rare parts are here.
  *
  * A pcp is a FIFO of up to LAB_PCP_CAP frames of one pool, each a uniform
  * sample of the pool's array G (taken from its tail, or displaced by an
@@ -16,60 +17,36 @@
  */
 #include "internal.h"
 
-void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
+/* The rare parts of lab_ctx_enter/exit (internal.h): a CPU without a slot,
+ * a catch-up after pools died, frees queued by nested calls. */
+void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c)
 {
-	c->z = z;
-	c->irq = lab_plat_irq_save();
-	c->id = lab_plat_cpu();
-	c->nested = false;
-	c->slow_locked = false;
-	c->cpu = NULL;
-	c->rng = NULL;
-	if (lab_likely(c->id < z->nr_cpus)) {
-		struct lab_cpu *cpu = cpu_at(z, c->id);
-		uint32_t depth = ld_relaxed(&cpu->busy);
-		st_relaxed(&cpu->busy, depth + 1);
-		atomic_signal_fence(memory_order_seq_cst);
-		c->cpu = cpu;
-		c->nested = depth != 0;
-		if (c->nested) {
-			atomic_fetch_add_explicit(&z->slow_st.v[LS_NESTED], 1, memory_order_relaxed);
-		} else {
-			c->rng = &cpu->rng;
-			if (lab_unlikely(ld_acquire(&z->gen) != cpu->gen_seen)) {
-				cpu->gen_seen = ld_acquire(&z->gen);
-				lab_pcp_drain(z, cpu, c->id, true);
-			}
-		}
+	if (c->cpu) {
+		struct lab_cpu *cpu = c->cpu;
+		cpu->gen_seen = ld_acquire(&z->gen);
+		lab_pcp_drain(z, cpu, c->id, true);
 	} else {
 		c->id = LAB_MAX_CPUS; /* one shared id for slot-less contexts */
 		atomic_fetch_add_explicit(&z->slow_st.v[LS_SLOTLESS], 1, memory_order_relaxed);
 	}
 }
 
-/* Finish frees queued by nested calls, then leave. */
-void lab_ctx_exit(struct lab_ctx *c)
+/* Finish frees queued by nested calls (outer call only). */
+void lab_ctx_exit_queued(struct lab_ctx *c)
 {
 	struct lab_cpu *cpu = c->cpu;
-	if (cpu) {
-		if (!c->nested) {
-			for (;;) { /* bound: LAB_NESTED_CAP per nested call */
-				uint32_t n = ld_relaxed(&cpu->nested_count);
-				if (n == 0)
-					break;
-				uint32_t f = cpu->nested[n - 1];
-				if (!atomic_compare_exchange_strong_explicit(&cpu->nested_count, &n, n - 1,
-				                                             memory_order_relaxed,
-				                                             memory_order_relaxed))
-					continue; /* a nested call queued one meanwhile */
-				if (!lab_free_insert(c, lab_pool_of_frame(c->z, f), f))
-					lab_plat_panic("labyrinth: queued free lost");
-			}
-		}
-		atomic_signal_fence(memory_order_seq_cst);
-		st_relaxed(&cpu->busy, ld_relaxed(&cpu->busy) - 1);
+	for (;;) { /* bound: LAB_NESTED_CAP per nested call */
+		uint32_t n = ld_relaxed(&cpu->nested_count);
+		if (n == 0)
+			break;
+		uint32_t f = cpu->nested[n - 1];
+		if (!atomic_compare_exchange_strong_explicit(&cpu->nested_count, &n, n - 1,
+		                                             memory_order_relaxed,
+		                                             memory_order_relaxed))
+			continue; /* a nested call queued one meanwhile */
+		if (!lab_free_insert(c, lab_pool_of_frame(c->z, f), f))
+			lab_plat_panic("labyrinth: queued free lost");
 	}
-	lab_plat_irq_restore(c->irq);
 }
 
 void lab_zone_stat(struct lab_zone *z, enum lab_stat which)

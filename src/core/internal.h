@@ -577,8 +577,52 @@ struct lab_ctx {
 	bool slow_locked;
 };
 
-void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c);
-void lab_ctx_exit(struct lab_ctx *c);
+void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c);
+void lab_ctx_exit_queued(struct lab_ctx *c);
+
+/* Enter the zone on this CPU (cpu.c says what a context is).  Inline: every
+ * public call runs it, and out of line it cost a call, a return and the
+ * saves around them, twice a call. */
+static inline void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
+{
+	c->z = z;
+	c->irq = lab_plat_irq_save();
+	c->id = lab_plat_cpu();
+	c->nested = false;
+	c->slow_locked = false;
+	c->cpu = NULL;
+	c->rng = NULL;
+	if (lab_likely(c->id < z->nr_cpus)) {
+		struct lab_cpu *cpu = cpu_at(z, c->id);
+		uint32_t depth = ld_relaxed(&cpu->busy);
+		st_relaxed(&cpu->busy, depth + 1);
+		atomic_signal_fence(memory_order_seq_cst);
+		c->cpu = cpu;
+		c->nested = depth != 0;
+		if (c->nested) {
+			atomic_fetch_add_explicit(&z->slow_st.v[LS_NESTED], 1, memory_order_relaxed);
+		} else {
+			c->rng = &cpu->rng;
+			if (lab_unlikely(ld_acquire(&z->gen) != cpu->gen_seen))
+				lab_ctx_enter_rare(z, c);
+		}
+	} else {
+		lab_ctx_enter_rare(z, c);
+	}
+}
+
+/* Finish frees queued by nested calls, then leave. */
+static inline void lab_ctx_exit(struct lab_ctx *c)
+{
+	struct lab_cpu *cpu = c->cpu;
+	if (cpu) {
+		if (!c->nested && lab_unlikely(ld_relaxed(&cpu->nested_count) != 0))
+			lab_ctx_exit_queued(c);
+		atomic_signal_fence(memory_order_seq_cst);
+		st_relaxed(&cpu->busy, ld_relaxed(&cpu->busy) - 1);
+	}
+	lab_plat_irq_restore(c->irq);
+}
 void lab_zone_stat(struct lab_zone *z, enum lab_stat which);
 
 /* Count into this CPU's counters, or the zone's (atomically) for nested and
