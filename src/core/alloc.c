@@ -64,14 +64,15 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 		__builtin_prefetch(&p->n, 1, 3); /* same line as the lock */
 	pcp->left = count - 1;
 
-	uint32_t x = lab_public(ld_relaxed(&pcp->ring[pcp->head])); /* the frame handed out */
-	pcp->head = (pcp->head + 1) & (LAB_PCP_CAP - 1);
+	uint32_t h = pcp->head;
+	uint32_t x = lab_public(ld_relaxed(&pcp->ring[h])); /* the frame handed out */
+	lab_a32 *rx = &z->rec[lab_public(pcp->ring_rix[h])]; /* its record (checked below) */
+	pcp->head = h = (h + 1) & (LAB_PCP_CAP - 1);
 	st_relaxed(&pcp->count, count - 1);
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
-	__builtin_prefetch(rec_at(z, lab_public(ld_relaxed(&pcp->ring[pcp->head]))), 1, 3);
-	lab_a32 *rx = rec_at(z, x);
-	if (lab_unlikely(lab_public(ld_relaxed(rx) != rec_make(z, x, ST_PCP, 0, pool))))
+	__builtin_prefetch(&z->rec[lab_public(pcp->ring_rix[h])], 1, 3);
+	if (lab_unlikely(lab_public(ld_relaxed(rx) != rec_build(pcp->bpcp, pcp->lpcp, rec_fhash(z, x)))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
 	*rf = rx; /* computed once: lab_alloc writes it next */
@@ -92,7 +93,8 @@ static int alloc0_locked(struct lab_ctx *c, uint32_t pool, unsigned flags, uint3
 	if (n > p->reserve || (n > 0 && (flags & LAB_ATOMIC))) {
 		if (n <= p->reserve)
 			lab_ctx_stat(c, LS_RESERVE, 1);
-		rc = lab_pool_pop_locked(z, pool, c->id, c->nested, f, 1) == 1 ? LAB_OK : LAB_EBUSY;
+		uint32_t ri;
+		rc = lab_pool_pop_locked(z, pool, c->id, c->nested, f, &ri, 1) == 1 ? LAB_OK : LAB_EBUSY;
 	}
 	lock_put(&p->lock);
 	return rc;
@@ -379,13 +381,17 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	/* The state of the frame the caller names is the caller's to know:
 	 * its own block, or a refusal code. */
 	lab_a32 *rf = rec_at(z, f);
-	uint32_t v = lab_public(ld_acquire(rf));
-	int rc = classify(z, f, v, owner, order);
+	uint32_t v = lab_public(ld_acquire(rf)), fh = rec_fhash(z, f);
+	/* The caller's own block has exactly this record; anything else is
+	 * classified (a refusal code, or corruption). */
+	int rc = v == rec_build(rec_body(ST_ALLOC, order, owner), rec_lin(z, ST_ALLOC, order, owner), fh)
+	                 ? LAB_OK
+	                 : classify(z, f, v, owner, order);
 	if (rc != LAB_OK)
 		return refuse(z, rc);
 	struct lab_ctx c;
 	lab_ctx_enter(z, &c);
-	uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
+	uint32_t busy = c.cpu ? rec_build(c.cpu->bbusy, c.cpu->lbusy, fh) : rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
 	if (!lab_public(atomic_compare_exchange_strong_explicit(rf, &v, busy, memory_order_acq_rel,
 	                                                        memory_order_acquire))) {
 		/* Lost a race (double free, or teardown took it): say why. */

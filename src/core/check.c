@@ -59,9 +59,12 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 			}
 			if (n && ld_relaxed(&z->pools[pool].state) == POOL_FREE)
 				bad(w, "labyrinth check: frames cached for a pool that does not exist");
-			for (uint32_t j = 0; j < n; j++)
-				mark_entry(z, w, ld_relaxed(&pcp->ring[(pcp->head + j) & (LAB_PCP_CAP - 1)]), ST_PCP,
-				           pool, MARK_PCP);
+			for (uint32_t j = 0; j < n; j++) {
+				uint32_t i = (pcp->head + j) & (LAB_PCP_CAP - 1), f = ld_relaxed(&pcp->ring[i]);
+				mark_entry(z, w, f, ST_PCP, pool, MARK_PCP);
+				if (f < z->frame_lim && pcp->ring_rix[i] != rix(z, f))
+					bad(w, "labyrinth check: a cached frame's record index is wrong");
+			}
 		}
 		uint32_t nd = ld_relaxed(&cpu->dcount);
 		if (nd > LAB_DIRTY_CAP) {

@@ -304,8 +304,17 @@ struct lab_pcp {
 	uint64_t lastN;  /* the last exchange's range: one less at the next one
 	                    means a run of frees (the range grows one a call) */
 	uint64_t u[LAB_PIPE];
+	/* rec_body and rec_lin of the records the fast paths build, (ST_PCP, 0,
+	 * this pool) and (ST_BUSY, 0, this CPU's id): fixed at zone init. */
+	uint32_t bpcp, lpcp, bbusy, lbusy;
 	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
 	                              ring slot and a pool slot without a branch */
+	/* ring_rix[i] = rix(ring[i]) for the live entries: the alloc finds the
+	 * records of the frame it hands out and of the next one without
+	 * computing their addresses.  ring_rix[LAB_PCP_CAP] is a sink: it takes
+	 * the exchange's write when its position is in G (a data selection,
+	 * like the ring slot's). */
+	uint32_t ring_rix[LAB_PCP_CAP + 1];
 };
 
 enum lab_stat {
@@ -320,6 +329,7 @@ struct lab_cpu {
 	_Atomic uint32_t busy; /* nesting depth on this CPU (same-CPU access only) */
 	uint32_t gen_seen;     /* zone->gen at last catch-up                        */
 	struct lab_rng rng;
+	uint32_t bbusy, lbusy; /* rec_body and rec_lin of (ST_BUSY, 0, this CPU's id): fixed */
 	struct lab_cpu_stats st;
 	lab_a32 dlock;         /* dirty ring: taken by lab_scrub on other CPUs       */
 	uint32_t dhead;        /* under dlock                                         */
@@ -339,6 +349,7 @@ struct lab_zone {
 	uint32_t nr_pools; /* pool slots = nr_colours */
 	uint32_t slice;    /* G slots per colour (a multiple of 16; even for 1)  */
 	uint32_t slice_lg; /* log2 of the lines a slice's rows are spread over   */
+	uint32_t slice_lmask, slice_rows; /* 2^slice_lg - 1 and 8 * 2^slice_lg (gslot) */
 	uint32_t rec_lines; /* L: lines of 16 records the frame table spreads over */
 	uint32_t rec_glg;   /* log2 G: a colour's lines are stored G at a time (rix) */
 	uint32_t col_lg;    /* log2 nr_colours                                     */
@@ -505,8 +516,8 @@ static inline lab_a32 *gslot(const struct lab_zone *z, const struct lab_pool *p,
 	/* row = k / nr_col = (2k) / (2 nr_col): a divisor >= 2 has a 64-bit magic */
 	uint32_t k = r >> 1, row = (uint32_t)mulhi_64x32(p->div_magic, r & ~1u); /* exact */
 	uint32_t ci = k - row * p->nr_col;
-	uint32_t lg = z->slice_lg, tr = (row & ((1u << lg) - 1)) << 3 | row >> lg;
-	uint32_t place = sel32(row < 8u << lg, tr, row);
+	uint32_t tr = (row & z->slice_lmask) << 3 | row >> z->slice_lg;
+	uint32_t place = sel32(row < z->slice_rows, tr, row);
 	return &z->gstore[(size_t)p->slice_colour[ci] * z->slice + 2 * place + (r & 1)];
 }
 
@@ -652,11 +663,12 @@ uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
 void lab_pool_set_colours(const struct lab_zone *z, struct lab_pool *p, uint64_t mask);
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f, lab_a32 *rf);
+                       uint32_t f, lab_a32 *rf);
 
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
-                             uint32_t *out, uint32_t want);
-void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k);
+                             uint32_t *out, uint32_t *out_rix, uint32_t want);
+void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, const uint32_t *in_rix,
+                            uint32_t k);
 bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
                             uint32_t f, uint64_t u);
 bool lab_pool_insert_retry_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,

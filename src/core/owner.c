@@ -194,11 +194,11 @@ static bool pool_dissolve(struct lab_ctx *c, uint32_t pool, size_t budget)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
-	uint32_t got;
+	uint32_t got, gri;
 
 	lock_get(&p->lock, c->id, false);
 	for (size_t work = 0; work < budget; work++) {
-		if (lab_pool_pop_locked(z, pool, c->id, false, &got, 1) == 0)
+		if (lab_pool_pop_locked(z, pool, c->id, false, &got, &gri, 1) == 0)
 			break;
 		if ((p->flags & POOL_EXCL) && !(z->flags & LAB_ZONE_NO_SCRUB))
 			lab_scrub_frames(c, got, 1);

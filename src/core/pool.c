@@ -158,14 +158,14 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
  * changed and the caller inserts f under the pool lock.
  */
 bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, struct lab_rng *rng,
-                       uint32_t me, uint32_t f, lab_a32 *rf)
+                       uint32_t f, lab_a32 *rf)
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t count = ld_relaxed(&pcp->count);
-	lab_a32 *tail = &pcp->ring[(pcp->head + count) & (LAB_PCP_CAP - 1)];
+	uint32_t ti = (pcp->head + count) & (LAB_PCP_CAP - 1);
+	lab_a32 *tail = &pcp->ring[ti];
 	/* The records this call builds, their field parts computed once. */
-	uint32_t bbusy = rec_body(ST_BUSY, 0, me & 0xfffu), lbusy = rec_lin(z, ST_BUSY, 0, me & 0xfffu);
-	uint32_t bpcp = rec_body(ST_PCP, 0, pool), lpcp = rec_lin(z, ST_PCP, 0, pool);
+	uint32_t bbusy = pcp->bbusy, lbusy = pcp->lbusy, bpcp = pcp->bpcp, lpcp = pcp->lpcp;
 	uint32_t hf = rec_fhash(z, f);
 	uint32_t fbusy = rec_build(bbusy, lbusy, hf), fpcp = rec_build(bpcp, lpcp, hf);
 
@@ -211,8 +211,13 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		lab_a32 *at = SELP(hit0, c0, c1);
 		uint32_t s = sel32(hit0, even, even + 1);
 		st_relaxed(at, f);
+		/* f's record index goes with it into a ring slot, to the sink for
+		 * a slot of G; then g's to the tail. */
+		pcp->ring_rix[sel32(in_g, LAB_PCP_CAP, (pcp->head + r - n) & (LAB_PCP_CAP - 1))] =
+		        (uint32_t)(rf - z->rec);
 		st_release(rf, sel32(in_g, rec_pos(s), fpcp));
 		st_relaxed(tail, g);
+		pcp->ring_rix[ti] = (uint32_t)(rg - z->rec);
 		st_release(rg, gpcp);
 		st_relaxed(&pcp->count, count + 1);
 		return true;
@@ -227,20 +232,23 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
  * Returns the frame, or LAB_NONE (nested give-up).
  */
 static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
-                              bool nested)
+                              bool nested, uint32_t *rix_out)
 {
 	uint32_t spins = 0, strange = 0;
+	uint32_t bbusy = rec_body(ST_BUSY, 0, me & 0xfffu), lbusy = rec_lin(z, ST_BUSY, 0, me & 0xfffu);
 	lab_a32 *g = gslot(z, p, s);
 	for (;;) {
 		uint32_t y = ld_acquire(g);
 		if (lab_unlikely(y >= z->frame_lim))
 			corrupt_array();
-		uint32_t v = rec_pos(s);
-		if (cas_rec(z, y, &v, busy_rec(z, y, me))) {
-			if (ld_relaxed(g) == y)
+		uint32_t v = rec_pos(s), ri = rix(z, y);
+		if (cas_at(&z->rec[ri], &v, rec_build(bbusy, lbusy, rec_fhash(z, y)))) {
+			if (ld_relaxed(g) == y) {
+				*rix_out = ri;
 				return y;
+			}
 			/* y sits in the sibling slot s^1 (same record): not ours. */
-			st_release(rec_at(z, y), rec_pos(s));
+			st_release(&z->rec[ri], rec_pos(s));
 			strange = 0;
 		} else if ((rec_inpool(v) || rec_state(v) != ST_BUSY) &&
 		           ld_acquire(g) == y) {
@@ -265,14 +273,14 @@ static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s
  * left BUSY for the caller to set.  Returns how many were taken.
  */
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
-                             uint32_t *out, uint32_t want)
+                             uint32_t *out, uint32_t *out_rix, uint32_t want)
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t n = ld_relaxed(&p->n);
 	uint32_t k = want < n ? want : n;
 
 	for (uint32_t j = 0; j < k; j++) { /* bound: want <= LAB_PCP_BATCH */
-		uint32_t y = lock_occupant(z, p, n - 1 - j, me, nested);
+		uint32_t y = lock_occupant(z, p, n - 1 - j, me, nested, &out_rix[j]);
 		if (y == LAB_NONE) {
 			while (j--) /* undo: n is unchanged, so the slots are too */
 				st_release(rec_at(z, out[j]), rec_pos(n - 1 - j));
@@ -289,7 +297,8 @@ uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, boo
  * the uniform arrangement (pcp spill, drain), which keeps it uniform.  Slot, then
  * record, then n: an exchanger that locks one of them before n is published
  * does not find it below n and undoes. */
-void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, uint32_t k)
+void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, const uint32_t *in_rix,
+                            uint32_t k)
 {
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t n = ld_relaxed(&p->n);
@@ -297,7 +306,7 @@ void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *i
 		corrupt_array();
 	for (uint32_t j = 0; j < k; j++) {
 		st_relaxed(gslot(z, p, n + j), in[j]);
-		st_release(rec_at(z, in[j]), rec_pos(n + j));
+		st_release(&z->rec[in_rix ? in_rix[j] : rix(z, in[j])], rec_pos(n + j));
 	}
 	st_release(&p->n, n + k);
 }
@@ -317,10 +326,10 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
 		corrupt_array();
 	uint32_t r = lab_bound(u, (uint64_t)n + 1);
 	if (r == n) {
-		lab_pool_append_locked(z, pool, &f, 1);
+		lab_pool_append_locked(z, pool, &f, NULL, 1);
 		return true;
 	}
-	uint32_t y = lock_occupant(z, p, r, me, nested);
+	uint32_t ri, y = lock_occupant(z, p, r, me, nested, &ri);
 	if (y == LAB_NONE)
 		return false;
 	/* Slots first, then n, then the records: an exchanger that read the
@@ -328,7 +337,7 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
 	st_relaxed(gslot(z, p, n), y);
 	st_relaxed(gslot(z, p, r), f);
 	st_release(&p->n, n + 1);
-	st_release(rec_at(z, y), rec_pos(n));
+	st_release(&z->rec[ri], rec_pos(n));
 	st_release(rec_at(z, f), rec_pos(r));
 	return true;
 }
@@ -348,7 +357,7 @@ static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 			st_release(&p->n, t);
 			return true;
 		}
-		uint32_t y = lock_occupant(z, p, t, me, nested);
+		uint32_t ri, y = lock_occupant(z, p, t, me, nested, &ri);
 		if (y == LAB_NONE)
 			return false;
 		if (y - first < K) {
@@ -359,7 +368,7 @@ static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 		}
 		st_relaxed(gslot(z, p, s), y);
 		st_release(&p->n, t);
-		st_release(rec_at(z, y), rec_pos(s));
+		st_release(&z->rec[ri], rec_pos(s));
 		return true;
 	}
 }
@@ -384,7 +393,7 @@ static void putback_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool 
                            struct lab_rng *rng)
 {
 	if (!lab_pool_insert_retry_locked(z, pool, me, nested, f, rng))
-		lab_pool_append_locked(z, pool, &f, 1);
+		lab_pool_append_locked(z, pool, &f, NULL, 1);
 }
 
 /*

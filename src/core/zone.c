@@ -175,8 +175,14 @@ static void key_generators(struct lab_zone *z)
 		struct lab_cpu *cpu = cpu_at(z, i);
 		derive(z->master, DERIVE_CPU | i, k);
 		lab_rng_init(&cpu->rng, k, i);
+		cpu->bbusy = rec_body(ST_BUSY, 0, i & 0xfffu);
+		cpu->lbusy = rec_lin(z, ST_BUSY, 0, i & 0xfffu);
 		for (uint32_t p = 0; p < z->nr_pools; p++) {
 			cpu_pcp(z, cpu, p)->ui = 0;
+			cpu_pcp(z, cpu, p)->bpcp = rec_body(ST_PCP, 0, p);
+			cpu_pcp(z, cpu, p)->lpcp = rec_lin(z, ST_PCP, 0, p);
+			cpu_pcp(z, cpu, p)->bbusy = cpu->bbusy;
+			cpu_pcp(z, cpu, p)->lbusy = cpu->lbusy;
 			for (int k = 0; k < LAB_PIPE; k++)
 				cpu_pcp(z, cpu, p)->u[k] = lab_rng_u64(&cpu->rng);
 		}
@@ -233,6 +239,8 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->slice_lg = 0;
 	while ((32ull << z->slice_lg) <= l.slice)
 		z->slice_lg++;
+	z->slice_lmask = (1u << z->slice_lg) - 1;
+	z->slice_rows = 8u << z->slice_lg;
 	z->rec_lines = (uint32_t)l.rec_lines;
 	z->rec_glg = l.rec_glg;
 	z->col_lg = (uint32_t)__builtin_ctz(cfg->nr_colours);
