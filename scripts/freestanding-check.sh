@@ -25,4 +25,8 @@ fi
 for s in $(echo "$undef" | grep '^lab_plat_'); do
 	grep -q "$s(" include/labyrinth/platform.h || { echo "FAIL: $s not in platform.h"; exit 1; }
 done
-echo "OK: only platform hooks and mem*"
+# Optional hooks have a weak default in the core, so a host may leave them out.
+for s in lab_plat_zero_list; do
+	nm "$out/labyrinth-core.o" | grep -q " W $s\$" || { echo "FAIL: no weak default for the optional hook $s"; exit 1; }
+done
+echo "OK: only platform hooks and mem*; optional hooks have weak defaults"

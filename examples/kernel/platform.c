@@ -151,7 +151,7 @@ int lab_plat_sync_cpus(void)
 }
 
 /* ---- scrub: non-temporal stores, nothing of the frame left in the caches ------------------ */
-void lab_plat_zero_frames(void *va, size_t nr)
+static void zero_nt(void *va, size_t nr)
 {
 	uint64_t *p = va, *end = p + nr * 512;
 	for (; p < end; p += 8) {
@@ -160,5 +160,18 @@ void lab_plat_zero_frames(void *va, size_t nr)
 		                 "movnti %1, 48(%0)\n\tmovnti %1, 56(%0)"
 		                 : : "r"(p), "r"(0ull) : "memory");
 	}
+}
+
+void lab_plat_zero_frames(void *va, size_t nr)
+{
+	zero_nt(va, nr);
+	__asm__ volatile("sfence" ::: "memory");
+}
+
+/* Optional hook: one fence for the whole list. */
+void lab_plat_zero_list(void *const *va, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		zero_nt(va[i], 1);
 	__asm__ volatile("sfence" ::: "memory");
 }

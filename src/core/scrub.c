@@ -24,6 +24,26 @@ void lab_scrub_frames(struct lab_ctx *c, uint32_t frame, uint32_t nr)
 	lab_ctx_stat(c, LS_SCRUBBED, nr);
 }
 
+/* The default of the optional hook (include/labyrinth/platform.h): a host
+ * that defines it replaces this one at link time. */
+__attribute__((weak)) void lab_plat_zero_list(void *const *va, size_t n)
+{
+	for (size_t i = 0; i < n; i++) /* bound: n <= 16 */
+		lab_plat_zero_frames(va[i], 1);
+}
+
+/* Scrub k single frames (each BUSY and ours), fenced once. */
+static void scrub_list(struct lab_ctx *c, const uint32_t *frames, uint32_t k)
+{
+	void *va[16];
+	if (c->z->flags & LAB_ZONE_NO_SCRUB)
+		return;
+	for (uint32_t j = 0; j < k; j++) /* bound: k <= 16 */
+		va[j] = frame_va(c->z, frames[j]);
+	lab_plat_zero_list(va, k);
+	lab_ctx_stat(c, LS_SCRUBBED, k);
+}
+
 /* A zeroed frame (BUSY, ours) goes to its colour's pool, or back to the
  * unassigned colours.  Caller holds cfg_lock or knows the pool is alive. */
 void lab_scrub_release(struct lab_ctx *c, uint32_t frame)
@@ -89,10 +109,13 @@ size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget
 		lock_put(&ring_cpu->dlock);
 		if (k == 0)
 			break;
+		/* All of the batch zeroed before any goes back, one fence for
+		 * all (lab_plat_zero_list). */
+		for (uint32_t j = 0; j < k; j++)
+			st_relaxed(rec_at(z, batch[j]), rec_make(z, batch[j], ST_BUSY, 0, c->id & 0xfffu));
+		scrub_list(c, batch, k);
 		for (uint32_t j = 0; j < k; j++) {
 			uint32_t f = batch[j];
-			st_relaxed(rec_at(z, f), rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu));
-			lab_scrub_frames(c, f, 1);
 			if (!lab_free_insert(c, lab_pool_of_frame(z, f), f) && !lab_nested_queue(c, f))
 				lab_plat_panic("labyrinth: dirty frame lost");
 		}

@@ -174,7 +174,8 @@ int lab_plat_sync_cpus(void)
 	return syscall(__NR_membarrier, mb_cmd, 0, 0) == 0 ? 0 : -1;
 }
 
-void lab_plat_zero_frames(void *va, size_t nr)
+/* Non-temporal zeroes over nr frames at va, not fenced. */
+static void zero_nt(void *va, size_t nr)
 {
 #if defined(__SSE2__)
 	__m128i z = _mm_setzero_si128();
@@ -189,9 +190,25 @@ void lab_plat_zero_frames(void *va, size_t nr)
 		_mm_stream_si128(p + 6, z);
 		_mm_stream_si128(p + 7, z);
 	}
-	_mm_sfence();
 #else
 	memset(va, 0, nr * 4096);
+#endif
+}
+
+void lab_plat_zero_frames(void *va, size_t nr)
+{
+	zero_nt(va, nr);
+#if defined(__SSE2__)
+	_mm_sfence();
+#endif
+}
+
+void lab_plat_zero_list(void *const *va, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		zero_nt(va[i], 1);
+#if defined(__SSE2__)
+	_mm_sfence();
 #endif
 }
 
