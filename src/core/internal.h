@@ -694,6 +694,7 @@ static inline struct lab_owner *owner_at(const struct lab_zone *z, uint32_t id)
 
 /* ---- scrub.c ------------------------------------------------------------------- */
 void lab_scrub_frames(struct lab_ctx *c, uint32_t frame, uint32_t nr);
+void lab_scrub_list(struct lab_ctx *c, const uint32_t *frames, uint32_t k);
 void lab_dirty_push(struct lab_ctx *c, uint32_t frame, uint32_t owner);
 size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget);
 void lab_scrub_release(struct lab_ctx *c, uint32_t frame);

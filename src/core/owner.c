@@ -194,15 +194,19 @@ static bool pool_dissolve(struct lab_ctx *c, uint32_t pool, size_t budget)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
-	uint32_t got, gri;
+	uint32_t got[16], gri[16];
 
 	lock_get(&p->lock, c->id, false);
-	for (size_t work = 0; work < budget; work++) {
-		if (lab_pool_pop_locked(z, pool, c->id, false, &got, &gri, 1) == 0)
+	for (size_t work = 0; work < budget;) { /* bound: budget */
+		uint32_t want = budget - work < 16 ? (uint32_t)(budget - work) : 16;
+		uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, gri, want);
+		if (k == 0)
 			break;
-		if ((p->flags & POOL_EXCL) && !(z->flags & LAB_ZONE_NO_SCRUB))
-			lab_scrub_frames(c, got, 1);
-		st_release(rec_at(z, got), rec_make(z, got, ST_UNASSIGNED, 0, 0));
+		if (p->flags & POOL_EXCL) /* 16 at a time, one fence (lab_scrub_list) */
+			lab_scrub_list(c, got, k);
+		for (uint32_t j = 0; j < k; j++)
+			st_release(&z->rec[gri[j]], rec_make(z, got[j], ST_UNASSIGNED, 0, 0));
+		work += k;
 	}
 	bool empty = ld_relaxed(&p->n) == 0;
 	lock_put(&p->lock);

@@ -32,8 +32,8 @@ __attribute__((weak)) void lab_plat_zero_list(void *const *va, size_t n)
 		lab_plat_zero_frames(va[i], 1);
 }
 
-/* Scrub k single frames (each BUSY and ours), fenced once. */
-static void scrub_list(struct lab_ctx *c, const uint32_t *frames, uint32_t k)
+/* Scrub k <= 16 single frames (each BUSY and ours), fenced once. */
+void lab_scrub_list(struct lab_ctx *c, const uint32_t *frames, uint32_t k)
 {
 	void *va[16];
 	if (c->z->flags & LAB_ZONE_NO_SCRUB)
@@ -113,7 +113,7 @@ size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget
 		 * all (lab_plat_zero_list). */
 		for (uint32_t j = 0; j < k; j++)
 			st_relaxed(rec_at(z, batch[j]), rec_make(z, batch[j], ST_BUSY, 0, c->id & 0xfffu));
-		scrub_list(c, batch, k);
+		lab_scrub_list(c, batch, k);
 		for (uint32_t j = 0; j < k; j++) {
 			uint32_t f = batch[j];
 			if (!lab_free_insert(c, lab_pool_of_frame(z, f), f) && !lab_nested_queue(c, f))
@@ -124,6 +124,20 @@ size_t lab_scrub_ring(struct lab_ctx *c, struct lab_cpu *ring_cpu, size_t budget
 	return done;
 }
 
+/* The walk's claimed frames (BUSY, ours): zero them, one fence, release. */
+static size_t walk_flush(struct lab_ctx *c, const uint32_t *batch, uint32_t *k)
+{
+	uint32_t n = *k;
+	if (n == 0)
+		return 0;
+	lab_scrub_list(c, batch, n);
+	atomic_fetch_sub_explicit(&c->z->nr_dirty_scan, n, memory_order_relaxed);
+	for (uint32_t j = 0; j < n; j++)
+		lab_scrub_release(c, batch[j]);
+	*k = 0;
+	return n;
+}
+
 /* Walk the frame table for frames only the walk can find (a zone that did
  * not start zeroed).  cfg_lock held: pool membership cannot change. */
 static size_t scrub_walk(struct lab_ctx *c, size_t budget)
@@ -132,7 +146,8 @@ static size_t scrub_walk(struct lab_ctx *c, size_t budget)
 	size_t done = 0, seen = 0;
 	size_t limit = budget < (SIZE_MAX - 64) / 64 ? budget * 64 + 64 : SIZE_MAX; /* no wrap */
 
-	while (done < budget && seen < limit && ld_relaxed(&z->nr_dirty_scan)) { /* bound: limit */
+	uint32_t batch[16], k = 0;
+	while (done + k < budget && seen < limit && ld_relaxed(&z->nr_dirty_scan) > k) { /* bound: limit */
 		uint32_t f = (uint32_t)z->scrub_cursor;
 		z->scrub_cursor = z->scrub_cursor + 1 == z->nr_frames ? 0 : z->scrub_cursor + 1;
 		seen++;
@@ -140,11 +155,11 @@ static size_t scrub_walk(struct lab_ctx *c, size_t budget)
 		if (ld_relaxed(rec_at(z, f)) != v ||
 		    !atomic_compare_exchange_strong(rec_at(z, f), &v, rec_make(z, f, ST_BUSY, 0, c->id & 0xfffu)))
 			continue;
-		lab_scrub_frames(c, f, 1);
-		atomic_fetch_sub_explicit(&z->nr_dirty_scan, 1, memory_order_relaxed);
-		lab_scrub_release(c, f);
-		done++;
+		batch[k++] = f;
+		if (k == 16)
+			done += walk_flush(c, batch, &k);
 	}
+	done += walk_flush(c, batch, &k);
 	return done;
 }
 
