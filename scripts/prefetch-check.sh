@@ -25,9 +25,9 @@ esac
 flags="-std=c11 -O2 -DNDEBUG -Iinclude -Isrc/core"
 # functions (a regex: where the compiler may leave a helper out of line),
 # source file, prefetch sites in their source (inlined helpers included)
-want='lab_alloc|alloc0_pcp alloc 2
+want='lab_alloc|alloc0_pcp alloc 1
 lab_free_bulk alloc 2
-lab_pcp_refill cpu 2
+lab_pcp_run_prefetch|prefetch_tail_records cpu 3
 lab_pool_exchange pool 4'
 fail=0
 for f in alloc cpu pool all; do

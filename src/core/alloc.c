@@ -55,13 +55,14 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	 * it left) empties the pcp every LAB_PCP_REFILL calls.  The refill's
 	 * lines were most likely last written by another CPU; fetched on
 	 * demand, under the lock, each would wait for a hand-over (~240 ns here
-	 * when the vCPUs sit far apart).  Each refill prefetches the next one's
-	 * records and slots (lab_pcp_refill), and the call after a refill the
-	 * lock's line, for writing.  Measured (bench --quick, far placement,
-	 * with refills of 8): batch-pattern alloc p99 ~370 -> ~150 ns.  Only
+	 * when the vCPUs sit far apart).  The calls between two refills
+	 * prefetch the next one's records and slots and the lock's line, for
+	 * writing, a part each (lab_pcp_run_prefetch).  Measured (bench
+	 * --quick, far placement, with refills of 8, when the refill itself
+	 * prefetched): batch-pattern alloc p99 ~370 -> ~150 ns.  Only
 	 * prefetches: a wrong guess costs a miss. */
-	if (lab_unlikely(count == pcp->left && count == LAB_PCP_REFILL - 1))
-		__builtin_prefetch(&p->n, 1, 3); /* same line as the lock */
+	if (lab_unlikely(count == pcp->left && count < LAB_PCP_REFILL))
+		lab_pcp_run_prefetch(z, p, count); /* the next refill's lines, a part a call */
 	pcp->left = count - 1;
 
 	uint32_t h = pcp->head;

@@ -656,6 +656,7 @@ static inline void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta
 bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
 void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
+void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, uint32_t count);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
 uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
