@@ -235,14 +235,13 @@ static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s
                               bool nested, uint32_t *rix_out)
 {
 	uint32_t spins = 0, strange = 0;
-	uint32_t bbusy = rec_body(ST_BUSY, 0, me & 0xfffu), lbusy = rec_lin(z, ST_BUSY, 0, me & 0xfffu);
 	lab_a32 *g = gslot(z, p, s);
 	for (;;) {
 		uint32_t y = ld_acquire(g);
 		if (lab_unlikely(y >= z->frame_lim))
 			corrupt_array();
 		uint32_t v = rec_pos(s), ri = rix(z, y);
-		if (cas_at(&z->rec[ri], &v, rec_build(bbusy, lbusy, rec_fhash(z, y)))) {
+		if (cas_at(&z->rec[ri], &v, busy_rec(z, y, me))) {
 			if (ld_relaxed(g) == y) {
 				*rix_out = ri;
 				return y;
