@@ -335,3 +335,72 @@ TEST(layout_decoys_own_lines)
 		tz_free(&t);
 	}
 }
+
+/* Pipeline positions (pcp->pslot) of pool slot `pool` on every CPU: how many
+ * point into the slot store, and whether all do into colours of `mask`. */
+static uint32_t pipe_in_store(struct lab_zone *z, uint32_t pool, uint64_t mask, bool *own)
+{
+	uint32_t in = 0;
+	*own = true;
+	for (uint32_t k = 0; k < z->nr_cpus; k++) {
+		struct lab_pcp *pcp = cpu_pcp(z, cpu_at(z, k), pool);
+		for (int j = 0; j < LAB_PIPE; j++) {
+			lab_a32 *s = pcp->pslot[j];
+			if (s >= pcp->ring && s < pcp->ring + LAB_PCP_CAP)
+				continue;
+			in++;
+			*own &= s >= z->gstore && s < z->gstore + (size_t)z->nr_colours * z->slice &&
+			        (mask >> ((size_t)(s - z->gstore) / z->slice) & 1);
+		}
+	}
+	return in;
+}
+
+/* The exchange pipeline keeps the positions it computed (pcp->pslot) for
+ * LAB_PIPE / 2 calls.  When a pool dies and its slot is built again over
+ * other colours, no CPU may read its old slices (another tenant's lines by
+ * then): every CPU points them at its own ring when it catches up with the
+ * death, and lab_check refuses a position outside the pool and the cache. */
+TEST(layout_pipeline_positions_follow_pool)
+{
+	struct tzone t = tz_make(1u << 14, 8, 2, LAB_ZONE_ZEROED, 7);
+	struct lab_zone *z = t.z;
+	tz_owner(&t, 1, 0x0f, 0, true);
+	uint32_t pool = owner_at(z, 1)->pool;
+	for (int i = 0; i < 200; i++) {
+		uint64_t pfn;
+		ASSERT_EQ(lab_alloc(z, 1, 0, LAB_NOWAIT, &pfn), LAB_OK);
+		ASSERT_EQ(lab_free(z, 1, pfn, 0), LAB_OK);
+	}
+	bool own;
+	EXPECT_TRUE(pipe_in_store(z, pool, 0x0f, &own) > 0); /* the test reaches the slices */
+	EXPECT_TRUE(own);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+
+	int rc;
+	while ((rc = lab_owner_remove(z, 1, 1u << 20)) == LAB_EAGAIN)
+		;
+	ASSERT_EQ(rc, LAB_OK);
+	tz_owner(&t, 2, 0xf0, 0, true);
+	ASSERT_EQ(owner_at(z, 2)->pool, pool); /* the same slot, other colours */
+	EXPECT_EQ(pipe_in_store(z, pool, 0xf0, &own), 0u); /* all reset to the ring */
+	EXPECT_EQ(lab_check(z), LAB_OK);
+
+	/* A position in a colour the pool does not have is corruption. */
+	struct lab_pcp *pcp = cpu_pcp(z, cpu_at(z, 0), pool);
+	lab_a32 *keep = pcp->pslot[3];
+	pcp->pslot[3] = &z->gstore[0]; /* colour 0's slice: owner 2 has 4-7 */
+	EXPECT_EQ(lab_check(z), LAB_ECORRUPT);
+	pcp->pslot[3] = keep;
+	EXPECT_EQ(lab_check(z), LAB_OK);
+
+	for (int i = 0; i < 200; i++) {
+		uint64_t pfn;
+		ASSERT_EQ(lab_alloc(z, 2, 0, LAB_NOWAIT, &pfn), LAB_OK);
+		ASSERT_EQ(lab_free(z, 2, pfn, 0), LAB_OK);
+	}
+	EXPECT_TRUE(pipe_in_store(z, pool, 0xf0, &own) > 0);
+	EXPECT_TRUE(own);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	tz_free(&t);
+}

@@ -46,6 +46,28 @@ static void mark_entry(struct lab_zone *z, struct walk *w, uint32_t f, uint32_t 
 		w->dirty++;
 }
 
+/* Every pipeline position (pcp->pslot) of a CPU that has caught up with the
+ * zone's pool deaths is a slot of its ring or of its pool's colour slices. */
+static bool pipe_ok(const struct lab_zone *z, const struct lab_cpu *cpu, uint32_t pool,
+                    const struct lab_pcp *pcp)
+{
+	if (cpu->gen_seen != ld_relaxed(&z->gen))
+		return true; /* reset when this CPU next enters (lab_pcp_pipe_reset) */
+	const struct lab_pool *p = &z->pools[pool];
+	bool live = ld_relaxed(&p->state) != POOL_FREE;
+	for (int k = 0; k < LAB_PIPE; k++) {
+		const lab_a32 *s = pcp->pslot[k];
+		if (s >= pcp->ring && s < pcp->ring + LAB_PCP_CAP)
+			continue;
+		if (!live || s < z->gstore || s >= z->gstore + (size_t)z->nr_colours * z->slice)
+			return false;
+		uint32_t col = (uint32_t)((size_t)(s - z->gstore) / z->slice);
+		if (!(p->mask >> col & 1))
+			return false;
+	}
+	return true;
+}
+
 static void walk_caches(struct lab_zone *z, struct walk *w)
 {
 	for (uint32_t k = 0; k < z->nr_cpus; k++) {
@@ -59,6 +81,8 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 			}
 			if (n && ld_relaxed(&z->pools[pool].state) == POOL_FREE)
 				bad(w, "labyrinth check: frames cached for a pool that does not exist");
+			if (!pipe_ok(z, cpu, pool, pcp))
+				bad(w, "labyrinth check: a pipeline position outside its pool and cache");
 			for (uint32_t j = 0; j < n; j++) {
 				uint32_t i = (pcp->head + j) & (LAB_PCP_CAP - 1), f = ld_relaxed(&pcp->ring[i]);
 				mark_entry(z, w, f, ST_PCP, pool, MARK_PCP);

@@ -24,10 +24,25 @@ void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c)
 	if (c->cpu) {
 		struct lab_cpu *cpu = c->cpu;
 		cpu->gen_seen = ld_acquire(&z->gen);
+		lab_pcp_pipe_reset(z, cpu);
 		lab_pcp_drain(z, cpu, c->id, true);
 	} else {
 		c->id = LAB_MAX_CPUS; /* one shared id for slot-less contexts */
 		atomic_fetch_add_explicit(&z->slow_st.v[LS_SLOTLESS], 1, memory_order_relaxed);
+	}
+}
+
+/* Point every pipeline position of this CPU's pcps at its own ring (pslot):
+ * a pool that died may come back in the same slot with other colours, and
+ * its old slices may be another pool's by then.  Every pool death bumps
+ * z->gen before its slot can be rebuilt, so a CPU runs this before it uses
+ * the slot again. */
+void lab_pcp_pipe_reset(struct lab_zone *z, struct lab_cpu *cpu)
+{
+	for (uint32_t pool = 0; pool < z->nr_pools; pool++) {
+		struct lab_pcp *pcp = cpu_pcp(z, cpu, pool);
+		for (int k = 0; k < LAB_PIPE; k++)
+			pcp->pslot[k] = &pcp->ring[0];
 	}
 }
 

@@ -304,6 +304,14 @@ struct lab_pcp {
 	uint64_t lastN;  /* the last exchange's range: one less at the next one
 	                    means a run of frees (the range grows one a call) */
 	uint64_t u[LAB_PIPE];
+	/* pslot[k]: the position drawn with u[k], as computed when it was
+	 * drawn (and prefetched); LAB_PIPE / 2 exchanges later the pipeline
+	 * reads it there to prefetch the record of the frame it holds, without
+	 * computing the address again.  Always a slot of this pool's colour
+	 * slices or of this ring: set to ring[0] at zone init and, on every CPU,
+	 * when it catches up after a pool died (lab_pcp_pipe_reset), before a
+	 * pool slot can be rebuilt with other colours; lab_check verifies it. */
+	lab_a32 *pslot[LAB_PIPE];
 	/* rec_body and rec_lin of the records the fast paths build, (ST_PCP, 0,
 	 * this pool) and (ST_BUSY, 0, this CPU's id): fixed at zone init. */
 	uint32_t bpcp, lpcp, bbusy, lbusy;
@@ -658,6 +666,7 @@ void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
 void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, uint32_t count);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
+void lab_pcp_pipe_reset(struct lab_zone *z, struct lab_cpu *cpu);
 uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
 
 /* ---- pool.c: the shuffled free array of a pool ----------------------------- */

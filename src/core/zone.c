@@ -186,6 +186,7 @@ static void key_generators(struct lab_zone *z)
 			for (int k = 0; k < LAB_PIPE; k++)
 				cpu_pcp(z, cpu, p)->u[k] = lab_rng_u64(&cpu->rng);
 		}
+		lab_pcp_pipe_reset(z, cpu);
 	}
 	derive(z->master, DERIVE_SLOW, k);
 	lab_rng_init(&z->slow_rng, k, 0);
