@@ -404,3 +404,47 @@ TEST(layout_pipeline_positions_follow_pool)
 	EXPECT_EQ(lab_check(z), LAB_OK);
 	tz_free(&t);
 }
+
+/* The refill takes G's tail through the hints the allocations before it left
+ * (lab_pool_pop_hinted).  The hints are used when n is what they were set
+ * for, and a frame hint that no longer names the slot's frame (another CPU
+ * moved it) must be ignored: here the first one names a frame of another
+ * slot, and the refill must still take the tail's frames, each once, with
+ * the right record indices (lab_check verifies them in the cache). */
+TEST(layout_refill_tail_hints_checked)
+{
+	struct tzone t = tz_make(1u << 12, 4, 2, LAB_ZONE_ZEROED, 9);
+	struct lab_zone *z = t.z;
+	tz_owner(&t, 1, 0xf, 0, true);
+	uint32_t pool = owner_at(z, 1)->pool;
+	struct lab_pool *p = &z->pools[pool];
+	uint64_t pfn[5];
+	/* A refill of 4, then the two calls that set the next refill's hints. */
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(lab_alloc(z, 1, 0, LAB_NOWAIT, &pfn[i]), LAB_OK);
+	struct lab_pcp *pcp = cpu_pcp(z, cpu_at(z, lab_plat_cpu()), pool);
+	uint32_t n = ld_relaxed(&p->n);
+	ASSERT_EQ(ld_relaxed(&pcp->count), 1u);
+	ASSERT_EQ(pcp->tail_n, n); /* the run set them */
+	uint32_t tail[4], other = ld_relaxed(gslot(z, p, 0));
+	for (uint32_t j = 0; j < 4; j++) {
+		EXPECT_TRUE(pcp->tail_slot[j] == gslot(z, p, n - 1 - j));
+		tail[j] = ld_relaxed(gslot(z, p, n - 1 - j));
+		EXPECT_EQ(pcp->tail_frame[j], tail[j]);
+		EXPECT_EQ(pcp->tail_rix[j], rix(z, tail[j]));
+	}
+	pcp->tail_frame[0] = other; /* stale: that frame sits in slot 0 */
+	pcp->tail_rix[0] = rix(z, other);
+	for (int i = 3; i < 5; i++) /* the last one refills */
+		ASSERT_EQ(lab_alloc(z, 1, 0, LAB_NOWAIT, &pfn[i]), LAB_OK);
+	EXPECT_EQ(pcp->tail_n, LAB_NONE); /* used once */
+	EXPECT_EQ(ld_relaxed(&p->n), n - 4);
+	EXPECT_EQ(ld_relaxed(&pcp->count), 3u);
+	EXPECT_EQ(pfn[4] - z->base_pfn, tail[0]); /* the pcp is a FIFO: G's last frame first */
+	EXPECT_TRUE(ld_relaxed(gslot(z, p, 0)) == other);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	for (int i = 0; i < 5; i++)
+		EXPECT_EQ(lab_free(z, 1, pfn[i], 0), LAB_OK);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	tz_free(&t);
+}

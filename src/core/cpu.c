@@ -32,17 +32,18 @@ void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c)
 	}
 }
 
-/* Point every pipeline position of this CPU's pcps at its own ring (pslot):
- * a pool that died may come back in the same slot with other colours, and
- * its old slices may be another pool's by then.  Every pool death bumps
- * z->gen before its slot can be rebuilt, so a CPU runs this before it uses
- * the slot again. */
+/* Point every pipeline position of this CPU's pcps at its own ring (pslot)
+ * and drop the tail hints: a pool that died may come back in the same slot
+ * with other colours, and its old slices may be another pool's by then.
+ * Every pool death bumps z->gen before its slot can be rebuilt, so a CPU
+ * runs this before it uses the slot again. */
 void lab_pcp_pipe_reset(struct lab_zone *z, struct lab_cpu *cpu)
 {
 	for (uint32_t pool = 0; pool < z->nr_pools; pool++) {
 		struct lab_pcp *pcp = cpu_pcp(z, cpu, pool);
 		for (int k = 0; k < LAB_PIPE; k++)
 			pcp->pslot[k] = &pcp->ring[0];
+		pcp->tail_n = LAB_NONE; /* its slots may be the old pool's too */
 	}
 }
 
@@ -112,14 +113,30 @@ static inline uint32_t refill_want(const struct lab_pool *p)
 	return p->pcp_batch < LAB_PCP_REFILL ? p->pcp_batch : LAB_PCP_REFILL;
 }
 
-/* Prefetch, for writing, the records of the frames in G's slots n - 1 - j
- * for j in [lo, hi): frames the next refill takes when n is the pool's size. */
-static void prefetch_tail_records(struct lab_zone *z, struct lab_pool *p, uint32_t n, uint32_t lo, uint32_t hi)
+/* Set pcp's tail hints for a pool of n frames: the slots of G positions
+ * n - 1 - j that the next refill takes. */
+static void tail_slots(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp, uint32_t n, uint32_t want)
 {
-	for (uint32_t j = lo; j < hi && j < n; j++) { /* bound: hi <= LAB_PCP_REFILL */
-		uint32_t f = ld_relaxed(gslot(z, p, n - 1 - j));
-		if (f < z->nr_frames)
-			__builtin_prefetch(rec_at(z, f), 1, 3);
+	pcp->tail_n = n;
+	for (uint32_t j = 0; j < want && j < n; j++) /* bound: LAB_PCP_REFILL */
+		pcp->tail_slot[j] = gslot(z, p, n - 1 - j);
+}
+
+/* Prefetch, for writing, the records of the frames in the hinted slots j in
+ * [lo, hi): frames the next refill takes.  The frames found and their record
+ * indices become hints too (lab_pool_pop_hinted). */
+static void prefetch_tail_records(struct lab_zone *z, struct lab_pcp *pcp, uint32_t lo, uint32_t hi)
+{
+	for (uint32_t j = lo; j < hi && j < pcp->tail_n; j++) { /* bound: hi <= LAB_PCP_REFILL */
+		uint32_t f = ld_relaxed(pcp->tail_slot[j]), ri = 0;
+		if (f < z->nr_frames) {
+			ri = rix(z, f);
+			__builtin_prefetch(&z->rec[ri], 1, 3);
+		} else {
+			f = LAB_NONE; /* corrupt: the refill finds out */
+		}
+		pcp->tail_frame[j] = f;
+		pcp->tail_rix[j] = ri;
 	}
 }
 
@@ -130,17 +147,24 @@ static void prefetch_tail_records(struct lab_zone *z, struct lab_pool *p, uint32
  * an alloc's p99.9, and its own prefetches, still in flight when it
  * returns, were part of its time.  count: frames left before this call
  * (3, 2, 1 after a refill of 4).  The call right after a refill also
- * prefetches the lock's line, for writing.
+ * prefetches the lock's line, for writing.  What they compute on the way,
+ * the slots, frames and record indices of the next refill, they leave as
+ * hints for it (lab_pool_pop_hinted).
  */
 _Static_assert(LAB_PCP_REFILL == 4, "lab_pcp_run_prefetch spreads a refill of 4 over 3 calls");
-void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, uint32_t count)
+void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp, uint32_t count)
 {
 	uint32_t n = ld_relaxed(&p->n), want = refill_want(p);
 	if (count == 3) {
 		__builtin_prefetch(&p->n, 1, 3); /* same line as the lock */
-		prefetch_tail_records(z, p, n, 0, want < 2 ? want : 2);
+		tail_slots(z, p, pcp, n, want);
+		prefetch_tail_records(z, pcp, 0, want < 2 ? want : 2);
 	} else if (count == 2) {
-		prefetch_tail_records(z, p, n, 2, want);
+		/* n moved only if another CPU (or a nested call) moved it, or the
+		 * run began at count 2: public, rule (b).  The hints follow n. */
+		if (lab_public(n != pcp->tail_n))
+			tail_slots(z, p, pcp, n, want);
+		prefetch_tail_records(z, pcp, 2, want);
 	} else if (count == 1) {
 		/* The slots of the refill after next, scattered: a line each;
 		 * their records come two refills later. */
@@ -170,7 +194,7 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	 * refill: without it a refill's p90 and p99 in a run of 64 Ki
 	 * allocations were 21 TSC cycles lower (three interleaved runs). */
 	lock_get(&p->lock, c->id, false);
-	uint32_t k = lab_pool_pop_locked(z, pool, c->id, false, got, gri, want);
+	uint32_t k = lab_pool_pop_hinted(z, pool, c->id, pcp, got, gri, want);
 	lock_put(&p->lock);
 	/* If allocations go on, the next refills take G's new tail: the calls
 	 * in between prefetch the records of the next one's frames (their

@@ -312,6 +312,13 @@ struct lab_pcp {
 	 * when it catches up after a pool died (lab_pcp_pipe_reset), before a
 	 * pool slot can be rebuilt with other colours; lab_check verifies it. */
 	lab_a32 *pslot[LAB_PIPE];
+	/* Tail hints for the next refill (lab_pool_pop_hinted): the slots of G
+	 * positions tail_n - 1 - j, all set together with tail_n, and the
+	 * frames last seen in them with their record indices (checked against
+	 * the slot before use).  tail_n LAB_NONE: no hints. */
+	uint32_t tail_n;
+	uint32_t tail_frame[LAB_PCP_REFILL], tail_rix[LAB_PCP_REFILL];
+	lab_a32 *tail_slot[LAB_PCP_REFILL];
 	/* rec_body and rec_lin of the records the fast paths build, (ST_PCP, 0,
 	 * this pool) and (ST_BUSY, 0, this CPU's id): fixed at zone init. */
 	uint32_t bpcp, lpcp, bbusy, lbusy;
@@ -664,7 +671,7 @@ static inline void lab_ctx_held(struct lab_ctx *c, uint32_t owner, int64_t delta
 bool lab_ctx_rng_get(struct lab_ctx *c, bool *took);
 void lab_ctx_rng_put(struct lab_ctx *c, bool took);
 int lab_pcp_refill(struct lab_ctx *c, uint32_t pool);
-void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, uint32_t count);
+void lab_pcp_run_prefetch(struct lab_zone *z, struct lab_pool *p, struct lab_pcp *pcp, uint32_t count);
 void lab_pcp_drain(struct lab_zone *z, struct lab_cpu *cpu, uint32_t me, bool dying_only);
 void lab_pcp_pipe_reset(struct lab_zone *z, struct lab_cpu *cpu);
 uint32_t lab_pcp_return_locked(struct lab_ctx *c, uint32_t pool);
@@ -676,6 +683,8 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
                        uint32_t f, lab_a32 *rf);
 
 uint32_t lab_pool_pop_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool nested,
+                             uint32_t *out, uint32_t *out_rix, uint32_t want);
+uint32_t lab_pool_pop_hinted(struct lab_zone *z, uint32_t pool, uint32_t me, struct lab_pcp *pcp,
                              uint32_t *out, uint32_t *out_rix, uint32_t want);
 void lab_pool_append_locked(struct lab_zone *z, uint32_t pool, const uint32_t *in, const uint32_t *in_rix,
                             uint32_t k);
