@@ -13,6 +13,8 @@
  * many lines as a scattered set.  And the decoy lines an exchange
  * prefetches (decoy_lines) are the pool's own and cover all of them.
  */
+#include <pthread.h>
+
 #include "harness.h"
 #include "internal.h"
 
@@ -445,6 +447,76 @@ TEST(layout_refill_tail_hints_checked)
 	EXPECT_EQ(lab_check(z), LAB_OK);
 	for (int i = 0; i < 5; i++)
 		EXPECT_EQ(lab_free(z, 1, pfn[i], 0), LAB_OK);
+	EXPECT_EQ(lab_check(z), LAB_OK);
+	tz_free(&t);
+}
+
+/* A dying pool takes its dirty frames home under its lock, never through a
+ * CPU's cache.  Here CPU Y parks frames of owner 1 in its dirty ring
+ * (deferred scrub), owner 1's removal kills the pool, Y catches up with the
+ * death and then scrubs its ring, so the frames go home on Y.  Through Y's
+ * pcp (an exchange, as until 2026-11-28) the frame it displaced stayed
+ * cached on Y, where only Y's next catch-up would give it back, and the
+ * removal, which waits for every frame of the pool to be home, never ended. */
+struct dying_helper {
+	lab_zone_t *z;
+	pthread_barrier_t *bar;
+	unsigned slot;
+	int rc_alloc, rc_free, rc_scrub;
+};
+
+static void *dying_helper_run(void *arg)
+{
+	struct dying_helper *h = arg;
+	uint64_t pfn[32];
+	h->rc_alloc = h->rc_free = LAB_OK;
+	for (int i = 0; i < 32; i++)
+		if (lab_alloc(h->z, 1, 0, LAB_NOWAIT, &pfn[i]) != LAB_OK)
+			h->rc_alloc = LAB_ENOMEM;
+	for (int i = 0; i < 32 && h->rc_alloc == LAB_OK; i++)
+		if (lab_free(h->z, 1, pfn[i], 0) != LAB_OK)
+			h->rc_free = LAB_EINVAL;
+	h->slot = lab_plat_cpu();
+	pthread_barrier_wait(h->bar); /* the frames are dirty on this CPU */
+	pthread_barrier_wait(h->bar); /* the pool is dying */
+	h->rc_scrub = lab_scrub(h->z, 64, NULL);
+	return NULL;
+}
+
+TEST(layout_dying_pool_frames_home_under_lock)
+{
+	struct tzone t = tz_make(1u << 12, 4, 8, LAB_ZONE_ZEROED | LAB_ZONE_DEFERRED_SCRUB, 11);
+	struct lab_zone *z = t.z;
+	tz_owner(&t, 1, 0x3, 0, false);
+	tz_owner(&t, 2, 0xc, 0, false);
+	uint64_t pfn;
+	ASSERT_EQ(lab_alloc(z, 2, 0, LAB_NOWAIT, &pfn), LAB_OK); /* this thread's slot */
+	ASSERT_EQ(lab_free(z, 2, pfn, 0), LAB_OK);
+	uint32_t pool = owner_at(z, 1)->pool;
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	struct dying_helper h = {.z = z, .bar = &bar};
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, dying_helper_run, &h), 0);
+	pthread_barrier_wait(&bar);
+	bool two_cpus = h.slot < z->nr_cpus && lab_plat_cpu() < z->nr_cpus && h.slot != lab_plat_cpu();
+	EXPECT_TRUE(two_cpus);
+	EXPECT_EQ(h.rc_alloc, LAB_OK);
+	EXPECT_EQ(h.rc_free, LAB_OK);
+	EXPECT_TRUE(ld_relaxed(&cpu_at(z, h.slot)->dcount) == 32); /* parked dirty on Y */
+	/* Two steps: the owner dies, then the pool (and z->gen moves). */
+	EXPECT_EQ(lab_owner_remove(z, 1, 1u << 20), LAB_EAGAIN);
+	EXPECT_EQ(lab_owner_remove(z, 1, 1u << 20), LAB_EAGAIN);
+	EXPECT_EQ(ld_relaxed(&z->pools[pool].state), (uint32_t)POOL_DYING);
+	pthread_barrier_wait(&bar); /* Y catches up, then scrubs its ring */
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&bar);
+	EXPECT_EQ(h.rc_scrub, LAB_OK);
+	EXPECT_EQ(ld_relaxed(&cpu_pcp(z, cpu_at(z, h.slot), pool)->count), 0u); /* nothing cached on Y */
+	int rc = LAB_EAGAIN;
+	for (int i = 0; i < 64 && rc == LAB_EAGAIN; i++)
+		rc = lab_owner_remove(z, 1, 1u << 20);
+	EXPECT_EQ(rc, LAB_OK);
 	EXPECT_EQ(lab_check(z), LAB_OK);
 	tz_free(&t);
 }

@@ -283,7 +283,15 @@ bool lab_free_insert_at(struct lab_ctx *c, uint32_t pool, uint32_t f, lab_a32 *r
 
 	if (pool >= z->nr_pools)
 		lab_plat_panic("labyrinth: frame outside every pool");
-	if (c->cpu && !c->nested && p->pcp_max) {
+	/* Only a live pool's frames go through the pcp.  A dying pool still
+	 * takes frames home (lab_scrub_ring puts its dirty ones back), under
+	 * the lock: through an exchange, a CPU that had already caught up with
+	 * the death (lab_ctx_enter_rare) would cache the displaced frame, which
+	 * only its next catch-up would give back (until then the removal's
+	 * pool_home waits for it), and leave its pipeline positions (pslot) in
+	 * the pool's slices, which may be another pool's when the slot is built
+	 * again (lab_check caught that in the fuzzer's replay). */
+	if (c->cpu && !c->nested && p->pcp_max && ld_relaxed(&p->state) == POOL_ACTIVE) {
 		struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
 		/* Room for one more first: the exchange appends at the tail. */
 		if (lab_unlikely(ld_relaxed(&pcp->count) >= p->pcp_max))
