@@ -809,3 +809,25 @@ TEST(nested_claim_never_waits)
 	EXPECT_EQ(st.nr_free, free0);
 	tz_free(&t);
 }
+
+/* Each owner keeps the key part of its ALLOC records (alin), which alloc and
+ * free use instead of computing it: lab_check verifies it for every id. */
+TEST(check_owner_record_key_part)
+{
+	struct tzone t = tz_make(1024, 4, 1, LAB_ZONE_ZEROED, 41);
+	tz_owner(&t, 1, 0xf, 0, true);
+	uint64_t pfn;
+	ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	ASSERT_TRUE(t.z->max_owners > 1);
+	const uint32_t ids[2] = {1, t.z->max_owners}; /* a live owner, a free id */
+	for (int i = 0; i < 2; i++) {
+		uint32_t id = ids[i], keep = t.z->owners[id].alin;
+		t.z->owners[id].alin = keep ^ 0x40;
+		EXPECT_EQ(lab_check(t.z), LAB_ECORRUPT);
+		t.z->owners[id].alin = keep;
+		EXPECT_EQ(lab_check(t.z), LAB_OK);
+	}
+	EXPECT_EQ(lab_free(t.z, 1, pfn, 0), LAB_OK);
+	tz_free(&t);
+}

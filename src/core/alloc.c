@@ -34,7 +34,8 @@ static inline struct lab_owner *live_owner(struct lab_zone *z, lab_owner_t owner
 }
 
 /* Order 0 from the CPU's pcp. */
-static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f, lab_a32 **rf)
+static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t *f, lab_a32 **rf,
+                      uint32_t *fh)
 {
 	struct lab_zone *z = c->z;
 	struct lab_pool *p = &z->pools[pool];
@@ -73,10 +74,12 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	/* The next head's record: written when it entered the cache, prefetch
 	 * anyway so the next call never waits for it. */
 	__builtin_prefetch(&z->rec[lab_public(pcp->ring_rix[h])], 1, 3);
-	if (lab_unlikely(lab_public(ld_relaxed(rx) != rec_build(pcp->bpcp, pcp->lpcp, rec_fhash(z, x)))))
+	uint32_t hx = rec_fhash(z, x);
+	if (lab_unlikely(lab_public(ld_relaxed(rx) != rec_build(pcp->bpcp, pcp->lpcp, hx))))
 		lab_plat_panic("labyrinth: corrupt per-CPU cache");
 	*f = x;
 	*rf = rx; /* computed once: lab_alloc writes it next */
+	*fh = hx;
 	return LAB_OK;
 }
 
@@ -234,11 +237,11 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		}
 	}
 
-	uint32_t f = 0;
+	uint32_t f = 0, fh = 0;
 	lab_a32 *rf = NULL;
 	int rc;
 	if (order == 0 && c.rng && p->pcp_max) {
-		rc = alloc0_pcp(&c, pool, flags, &f, &rf);
+		rc = alloc0_pcp(&c, pool, flags, &f, &rf, &fh);
 	} else if (order == 0) {
 		rc = alloc0_locked(&c, pool, flags, &f);
 	} else {
@@ -254,9 +257,12 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 			lab_plat_zero_frames(frame_va(z, f), K);
 		for (uint32_t i = 1; i < K; i++)
 			st_relaxed(rec_at(z, f + i), rec_make(z, f + i, ST_TAIL, order, owner));
-		uint32_t head = rec_make(z, f, ST_ALLOC, order, owner);
-		if (!rf)
+		if (!rf) {
 			rf = rec_at(z, f);
+			fh = rec_fhash(z, f);
+		}
+		/* rec_make(z, f, ST_ALLOC, order, owner), from the owner's part */
+		uint32_t head = rec_build(rec_body(ST_ALLOC, order, owner), o->alin + z->mac_k[0] * order, fh);
 		st_release(rf, head);
 		/* Owner removal stores DYING, then makes every CPU run a barrier
 		 * (lab_plat_sync_cpus), then scans records: either it sees this
@@ -385,7 +391,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	uint32_t v = lab_public(ld_acquire(rf)), fh = rec_fhash(z, f);
 	/* The caller's own block has exactly this record; anything else is
 	 * classified (a refusal code, or corruption). */
-	int rc = v == rec_build(rec_body(ST_ALLOC, order, owner), rec_lin(z, ST_ALLOC, order, owner), fh)
+	int rc = v == rec_build(rec_body(ST_ALLOC, order, owner), o->alin + z->mac_k[0] * order, fh)
 	                 ? LAB_OK
 	                 : classify(z, f, v, owner, order);
 	if (rc != LAB_OK)

@@ -207,6 +207,8 @@ static void check_pools(struct lab_zone *z, struct walk *w)
 	}
 	for (uint32_t id = 1; id <= z->max_owners; id++) {
 		struct lab_owner *o = &z->owners[id];
+		if (o->alin != rec_lin(z, ST_ALLOC, 0, id))
+			bad(w, "labyrinth check: owner's record key part is wrong");
 		if (ld_relaxed(&o->state) == OWNER_FREE)
 			continue;
 		struct lab_pool *p = &z->pools[o->pool];

@@ -277,6 +277,7 @@ struct lab_owner {
 	lab_a64 held_q;   /* frames held, maintained only when quota != 0 */
 	_Atomic int64_t held_slow; /* held changes made outside per-CPU counters */
 	uint64_t cursor;
+	uint32_t alin;    /* rec_lin(ST_ALLOC, 0, this id): fixed at zone init */
 };
 
 /* Each owner and each pool on lines of its own: an owner with a quota writes

@@ -271,6 +271,8 @@ int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size, const struct 
 	z->mac_h[0] = (uint64_t)k[3] << 32 | k[4];
 	z->mac_h[1] = ((uint64_t)k[5] << 32 | k[6]) | 1;
 	key_generators(z);
+	for (uint32_t id = 0; id <= z->max_owners; id++)
+		z->owners[id].alin = rec_lin(z, ST_ALLOC, 0, id);
 	for (uint32_t c = 0; c < LAB_MAX_COLOURS; c++)
 		st_relaxed(&z->pool_of_colour[c], (int8_t)-1);
 
