@@ -239,8 +239,8 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
  * Returns the frame, or LAB_NONE (nested give-up).
  */
 static inline __attribute__((always_inline)) uint32_t
-lock_occupant_at(struct lab_zone *z, uint32_t s, lab_a32 *g, uint32_t me, bool nested, uint32_t hint_f,
-                 uint32_t hint_ri, uint32_t *rix_out)
+lock_occupant_at(struct lab_zone *z, uint32_t s, lab_a32 *g, uint32_t bb, uint32_t lb, bool nested,
+                 uint32_t hint_f, uint32_t hint_ri, uint32_t *rix_out)
 {
 	uint32_t spins = 0, strange = 0;
 	for (;;) {
@@ -250,7 +250,7 @@ lock_occupant_at(struct lab_zone *z, uint32_t s, lab_a32 *g, uint32_t me, bool n
 		/* The hint is y's unless another CPU changed the slot since it was
 		 * read (public, rule (b)); hint_f LAB_NONE is never a frame. */
 		uint32_t v = rec_pos(s), ri = lab_public(y == hint_f) ? hint_ri : rix(z, y);
-		if (cas_at(&z->rec[ri], &v, busy_rec(z, y, me))) {
+		if (cas_at(&z->rec[ri], &v, rec_build(bb, lb, rec_fhash(z, y)))) { /* BUSY, ours */
 			if (ld_relaxed(g) == y) {
 				*rix_out = ri;
 				return y;
@@ -278,7 +278,8 @@ lock_occupant_at(struct lab_zone *z, uint32_t s, lab_a32 *g, uint32_t me, bool n
 static uint32_t lock_occupant(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
                               bool nested, uint32_t *rix_out)
 {
-	return lock_occupant_at(z, s, gslot(z, p, s), me, nested, LAB_NONE, 0, rix_out);
+	return lock_occupant_at(z, s, gslot(z, p, s), rec_body(ST_BUSY, 0, me & 0xfffu),
+	                        rec_lin(z, ST_BUSY, 0, me & 0xfffu), nested, LAB_NONE, 0, rix_out);
 }
 
 /*
@@ -329,8 +330,10 @@ uint32_t lab_pool_pop_hinted(struct lab_zone *z, uint32_t pool, uint32_t me, str
 	pcp->tail_n = LAB_NONE;
 	if (lab_public(n != hinted) || want > n || want > LAB_PCP_REFILL)
 		return lab_pool_pop_locked(z, pool, me, false, out, out_rix, want);
+	uint32_t bb = pcp->bbusy, lb = pcp->lbusy; /* (ST_BUSY, 0, me) */
+	lab_assert(bb == rec_body(ST_BUSY, 0, me & 0xfffu));
 	for (uint32_t j = 0; j < want; j++) /* bound: want <= LAB_PCP_REFILL */
-		out[j] = lock_occupant_at(z, n - 1 - j, pcp->tail_slot[j], me, false, pcp->tail_frame[j],
+		out[j] = lock_occupant_at(z, n - 1 - j, pcp->tail_slot[j], bb, lb, false, pcp->tail_frame[j],
 		                          pcp->tail_rix[j], &out_rix[j]);
 	st_release(&p->n, n - want);
 	return want;
