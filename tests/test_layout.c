@@ -172,13 +172,25 @@ static void check_records(struct lab_zone *z, const char *what)
 	}
 	/* A colour's lines are stored G at a time: two neighbouring lines inside
 	 * a block of G are of one colour (the adjacent-line prefetch then does
-	 * not cross owners), and G is 16 once the zone fills a group of 16
-	 * lines per colour. */
-	uint64_t G = 1ull << z->rec_glg, split = 0;
+	 * not cross owners), G is at least 16 once the zone fills a group of 16
+	 * lines per colour, and 64 when the zone fills groups of 64 exactly:
+	 * then every colour's lines cover all 64 sets of an L1 (line mod 64). */
+	uint64_t G = 1ull << z->rec_glg, split = 0, lines = (N + 15) / 16, C = z->nr_colours;
 	for (uint64_t l = 0; l + 1 < L; l++)
 		if ((l + 1) % G && line_colour[l] >= 0 && line_colour[l + 1] >= 0 && line_colour[l] != line_colour[l + 1])
 			split++;
-	bool small_g = (N + 15) / 16 >= 16ull * z->nr_colours && G != 16;
+	bool small_g = (lines >= 16 * C && G < 16) || (lines % (64 * C) == 0 && G != 64);
+	uint64_t uncovered = 0;
+	if (G == 64) {
+		uint64_t *sets = calloc(C, sizeof(uint64_t)); /* per colour: L1 sets its lines hit */
+		ASSERT_TRUE(sets != NULL);
+		for (uint64_t l = 0; l < L; l++)
+			if (line_colour[l] >= 0)
+				sets[line_colour[l]] |= 1ull << (l % 64);
+		for (uint64_t c = 0; c < C; c++)
+			uncovered += sets[c] != ~0ull;
+		free(sets);
+	}
 	/* Runs of L consecutive frames, at a few starts, each on L lines. */
 	uint64_t short_runs = 0;
 	uint8_t *hit = calloc(L, 1);
@@ -196,10 +208,11 @@ static void check_records(struct lab_zone *z, const char *what)
 	char m[480];
 	snprintf(m, sizeof m, "%s: %llu records out of the table, %llu twice, %llu not inverted by rix_frame, "
 	         "%llu mixed-colour lines, %llu runs of L frames on fewer than L lines, %llu colour changes inside "
-	         "a block of G = %llu lines%s", what, (unsigned long long)bad_range, (unsigned long long)dup,
-	         (unsigned long long)not_inverse, (unsigned long long)mixed, (unsigned long long)short_runs,
-	         (unsigned long long)split, (unsigned long long)G, small_g ? " (G < 16 in a zone that fills 16)" : "");
-	if (bad_range | dup | not_inverse | mixed | short_runs | split || small_g)
+	         "a block of G = %llu lines%s, %llu colours missing L1 sets", what, (unsigned long long)bad_range,
+	         (unsigned long long)dup, (unsigned long long)not_inverse, (unsigned long long)mixed,
+	         (unsigned long long)short_runs, (unsigned long long)split, (unsigned long long)G,
+	         small_g ? " (too small for the zone)" : "", (unsigned long long)uncovered);
+	if (bad_range | dup | not_inverse | mixed | short_runs | split | uncovered || small_g)
 		harness_fail(__FILE__, __LINE__, m);
 }
 

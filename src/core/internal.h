@@ -305,6 +305,20 @@ struct lab_pcp {
 	uint64_t lastN;  /* the last exchange's range: one less at the next one
 	                    means a run of frees (the range grows one a call) */
 	uint64_t u[LAB_PIPE];
+	/* rec_body and rec_lin of the records the fast paths build, (ST_PCP, 0,
+	 * this pool) and (ST_BUSY, 0, this CPU's id): fixed at zone init. */
+	uint32_t bpcp, lpcp, bbusy, lbusy;
+	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
+	                              ring slot and a pool slot without a branch */
+	/* ring_rix[i] = rix(ring[i]) for the live entries: the alloc finds the
+	 * records of the frame it hands out and of the next one without
+	 * computing their addresses.  ring_rix[LAB_PCP_CAP] is a sink: it takes
+	 * the exchange's write when its position is in G (a data selection,
+	 * like the ring slot's). */
+	uint32_t ring_rix[LAB_PCP_CAP + 1];
+	/* Fields added later go last: the older ones keep their offsets, and
+	 * so the L1 sets their lines fall in, which the audit's timing pairs
+	 * are sensitive to (docs/AUDIT.md). */
 	/* pslot[k]: the position drawn with u[k], as computed when it was
 	 * drawn (and prefetched); LAB_PIPE / 2 exchanges later the pipeline
 	 * reads it there to prefetch the record of the frame it holds, without
@@ -320,17 +334,6 @@ struct lab_pcp {
 	uint32_t tail_n;
 	uint32_t tail_frame[LAB_PCP_REFILL], tail_rix[LAB_PCP_REFILL];
 	lab_a32 *tail_slot[LAB_PCP_REFILL];
-	/* rec_body and rec_lin of the records the fast paths build, (ST_PCP, 0,
-	 * this pool) and (ST_BUSY, 0, this CPU's id): fixed at zone init. */
-	uint32_t bpcp, lpcp, bbusy, lbusy;
-	lab_a32 ring[LAB_PCP_CAP]; /* atomic only so an exchange can select between a
-	                              ring slot and a pool slot without a branch */
-	/* ring_rix[i] = rix(ring[i]) for the live entries: the alloc finds the
-	 * records of the frame it hands out and of the next one without
-	 * computing their addresses.  ring_rix[LAB_PCP_CAP] is a sink: it takes
-	 * the exchange's write when its position is in G (a data selection,
-	 * like the ring slot's). */
-	uint32_t ring_rix[LAB_PCP_CAP + 1];
 };
 
 enum lab_stat {

@@ -85,10 +85,20 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	l->cpu_stride = ALIGN64(sizeof(struct lab_cpu) + C * sizeof(struct lab_pcp) +
 	                        (cfg->max_owners + 1ull) * sizeof(lab_a64));
 	/* G, the lines of a colour stored together (rix): 16, or as many as the
-	 * zone has per colour, so a small zone is not padded to 16 a colour. */
+	 * zone has per colour, so a small zone is not padded to 16 a colour;
+	 * then 64 (a 4 KiB run: every colour's records cover every set of a
+	 * 64-set L1) where that pads the table by at most 1/64 more.  With 16,
+	 * a colour's lines sat in a quarter of L1's sets, so the records of a
+	 * pool whose free frames are every other colour (a checkerboard) crowded
+	 * half of them: the audit's C3 free, |t| 7-16 -> 1.5-5.4 (docs/AUDIT.md). */
 	uint64_t lines = (N + 15) / 16;
 	l->rec_glg = 0;
 	while (l->rec_glg < 4 && (2ull << l->rec_glg) * C <= lines)
+		l->rec_glg++;
+	uint64_t pad16 = (lines + (C << l->rec_glg) - 1) / (C << l->rec_glg) * (C << l->rec_glg);
+	while (l->rec_glg >= 4 && l->rec_glg < 6 && (2ull << l->rec_glg) * C <= lines &&
+	       (lines + (C << (l->rec_glg + 1)) - 1) / (C << (l->rec_glg + 1)) * (C << (l->rec_glg + 1)) <=
+	               pad16 + lines / 64)
 		l->rec_glg++;
 	uint64_t group = C << l->rec_glg;
 	l->rec_lines = (lines + group - 1) / group * group;
