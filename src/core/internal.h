@@ -486,8 +486,11 @@ static inline uint32_t frame_colour(const struct lab_zone *z, uint32_t frame)
  * apart; two CPUs writing random lines of line-interleaved halves of a
  * buffer, 1.15-1.21x, of halves interleaved in runs of 16 lines, 1.00-1.02x).
  * G is 16, or as many lines as a small zone has per colour, so metadata
- * stays 8 bytes a frame (lab_zone_init).  The price: a block of 2^k frames
- * has its records on 2^k lines, not 2^k / 16.
+ * stays 8 bytes a frame (lab_zone_init); 64 where that pads the table by at
+ * most 1/64 more, so every colour's lines cover all 64 sets of L1 (with 16,
+ * a colour had a quarter of them, and a pool of every other colour, half:
+ * the audit's C3).  The price: a block of 2^k frames has its records on
+ * 2^k lines, not 2^k / 16.
  */
 static inline uint32_t rec_line(const struct lab_zone *z, uint32_t m)
 {

@@ -8,8 +8,10 @@
  * slice = ceil(nr_frames / nr_colours) rounded up to a multiple of 16 (a
  * line of slots; to even with one colour), rec_lines = ceil(nr_frames / 16)
  * rounded up to a multiple of G nr_colours (at least 2; G = 16 lines of a
- * colour stored together, fewer in a small zone: rix), so the per-frame cost
- * is 8 bytes (plus < 1088 * nr_colours + 128 bytes of padding in all), and no
+ * colour stored together, fewer in a small zone, 64 where that pads at most
+ * 1/64 more: rix), so the per-frame cost is 8 bytes (plus < 1088 *
+ * nr_colours + 128 bytes of padding, and with G = 64 at most 1/64 of the
+ * records more, in all), and no
  * line of records or of slots holds two colours' entries.  Frame f's record
  * is at rix(z, f) (internal.h).  A pool's slots are scattered over its
  * colours' slices (gslot in internal.h).  Frame numbers are 32-bit: up to
