@@ -128,8 +128,9 @@ static inline void pipeline_advance(struct lab_zone *z, struct lab_pool *p, stru
 	 * computed again here with the range then predicted, N + LAB_PIPE / 2 in
 	 * a run of frees; the two agree unless the range moved otherwise (another
 	 * CPU's refill or spill), and then either is only a prefetch that misses.
-	 * Not computing it again: 54 instructions less per pair, batch pairs 115
-	 * -> 104 ns (bench/pairs.c, interleaved). */
+	 * Not computing it again: 54 instructions less per pair, immediate pairs
+	 * 76.4 -> 64.7 ns, batch 116.6 -> 106.3 (bench/pairs.c, 7 interleaved
+	 * runs), since the address was a chain of arithmetic in front of a load. */
 	uint32_t g = lab_public(ld_relaxed(pcp->pslot[(i + LAB_PIPE / 2 - 1) & (LAB_PIPE - 1)]));
 	if (lab_likely(g < z->frame_lim))
 		__builtin_prefetch(rec_at(z, g), 1, 3);
