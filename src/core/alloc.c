@@ -261,8 +261,7 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 			rf = rec_at(z, f);
 			fh = rec_fhash(z, f);
 		}
-		/* rec_make(z, f, ST_ALLOC, order, owner), from the owner's part */
-		uint32_t head = rec_build(rec_body(ST_ALLOC, order, owner), o->alin + z->mac_k[0] * order, fh);
+		uint32_t head = rec_build(rec_body(ST_ALLOC, order, owner), alloc_lin(z, o, order), fh);
 		st_release(rf, head);
 		/* Owner removal stores DYING, then makes every CPU run a barrier
 		 * (lab_plat_sync_cpus), then scans records: either it sees this
@@ -391,7 +390,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	uint32_t v = lab_public(ld_acquire(rf)), fh = rec_fhash(z, f);
 	/* The caller's own block has exactly this record; anything else is
 	 * classified (a refusal code, or corruption). */
-	int rc = v == rec_build(rec_body(ST_ALLOC, order, owner), o->alin + z->mac_k[0] * order, fh)
+	int rc = v == rec_build(rec_body(ST_ALLOC, order, owner), alloc_lin(z, o, order), fh)
 	                 ? LAB_OK
 	                 : classify(z, f, v, owner, order);
 	if (rc != LAB_OK)

@@ -718,6 +718,13 @@ static inline struct lab_owner *owner_at(const struct lab_zone *z, uint32_t id)
 	return &z->owners[id];
 }
 
+/* rec_lin(z, ST_ALLOC, order, id) of owner o = owner_at(z, id), from the part
+ * the owner keeps (alin, fixed at zone init; lab_check verifies it). */
+static inline uint32_t alloc_lin(const struct lab_zone *z, const struct lab_owner *o, unsigned order)
+{
+	return o->alin + z->mac_k[0] * order;
+}
+
 /* ---- scrub.c ------------------------------------------------------------------- */
 void lab_scrub_frames(struct lab_ctx *c, uint32_t frame, uint32_t nr);
 void lab_scrub_list(struct lab_ctx *c, const uint32_t *frames, uint32_t k);

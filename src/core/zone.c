@@ -23,6 +23,12 @@
 
 #define ALIGN64(x) (((x) + 63u) & ~(uint64_t)63u)
 
+/* x rounded up to a multiple of m (m > 0). */
+static inline uint64_t round_up(uint64_t x, uint64_t m)
+{
+	return (x + m - 1) / m * m;
+}
+
 struct layout {
 	uint64_t owners, pools, cpus, cpu_stride, rec, gstore, total, slice, rec_lines;
 	uint32_t rec_glg;
@@ -97,13 +103,11 @@ static int layout_of(const struct lab_zone_cfg *cfg, struct layout *l)
 	l->rec_glg = 0;
 	while (l->rec_glg < 4 && (2ull << l->rec_glg) * C <= lines)
 		l->rec_glg++;
-	uint64_t pad16 = (lines + (C << l->rec_glg) - 1) / (C << l->rec_glg) * (C << l->rec_glg);
+	uint64_t pad16 = round_up(lines, C << l->rec_glg);
 	while (l->rec_glg >= 4 && l->rec_glg < 6 && (2ull << l->rec_glg) * C <= lines &&
-	       (lines + (C << (l->rec_glg + 1)) - 1) / (C << (l->rec_glg + 1)) * (C << (l->rec_glg + 1)) <=
-	               pad16 + lines / 64)
+	       round_up(lines, C << (l->rec_glg + 1)) <= pad16 + lines / 64)
 		l->rec_glg++;
-	uint64_t group = C << l->rec_glg;
-	l->rec_lines = (lines + group - 1) / group * group;
+	l->rec_lines = round_up(lines, C << l->rec_glg);
 	if (l->rec_lines < 2)
 		l->rec_lines = 2; /* rix's magic needs a divisor >= 2 */
 	l->rec = l->cpus + cfg->nr_cpus * l->cpu_stride;
