@@ -26,10 +26,10 @@ static const char help[] =
 	"                   calls); statistics on a noisy machine, never run by make check.\n"
 	"                   With each tail: the interrupts of its worst run and the tail\n"
 	"                   of register-only work timed alike (what the machine allows)\n"
-	"  --placement, --ownership, --colour   run just those parts\n"
+	"  --placement, --ownership, --colour (or --color)   run just those parts\n"
 	"  --policy P       swap in a deliberately bad allocator (test-only); each must\n"
 	"                   FAIL the checks meant to catch it; alone, it runs the part\n"
-	"                   it is for, and parts it is not for are not run.  Placement:\n"
+	"                   it is for; naming a part it is not for is an error.  Placement:\n"
 	"                   lifo (free list), scan (random start + linear scan),\n"
 	"                   firstfit.  Ownership: noscrub (the library with\n"
 	"                   LAB_ZONE_NO_SCRUB) for the canaries, trusting (frees\n"
@@ -41,11 +41,12 @@ static const char help[] =
 	"                   at allocation, buddy merges).  lab (default): the library,\n"
 	"                   every part\n"
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
-	"  --runs N         valid dudect runs per class pair (default 5)\n"
-	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5 else)\n"
+	"  --runs N         valid dudect runs per class pair (default 5); timing part only\n"
+	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5\n"
+	"                   else); timing part only\n"
 	"  --class Cn       timing part: only class pair Cn (C1..C6) and the system-call\n"
 	"                   check, for a targeted run; implies --timing\n"
-	"  -v               more detail; for each dudect run, which test gave the\n"
+	"  -v, --verbose    more detail; for each dudect run, which test gave the\n"
 	"                   largest |t|, its two class means in cycles and the timer's step\n";
 
 static int nr_checks, nr_failed;
@@ -130,7 +131,7 @@ static bool part_runs(const struct audit_opts *o, enum audit_part part)
 int cmd_audit(int argc, char **argv)
 {
 	struct audit_opts o = {.timing_runs = 5};
-	bool any_part = false;
+	bool any_part = false, timing_opt = false;
 	uint64_t v;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -166,9 +167,11 @@ int cmd_audit(int argc, char **argv)
 			if (!cli_parse_uint(argv[++i], 1, 1000, &v))
 				return cli_usage_error("audit", "--runs wants 1..1000, got '%s'", argv[i]);
 			o.timing_runs = (unsigned)v;
+			timing_opt = true;
 		} else if (!strcmp(a, "--samples") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 1000, 1ull << 32, &o.timing_samples))
 				return cli_usage_error("audit", "--samples wants 1000..2^32, got '%s'", argv[i]);
+			timing_opt = true;
 		} else if (!strcmp(a, "--class") && i + 1 < argc) {
 			const char *c = argv[++i];
 			if (!(c[0] == 'C' && c[1] >= '1' && c[1] <= '6' && !c[2]))
@@ -179,6 +182,19 @@ int cmd_audit(int argc, char **argv)
 			return cli_option_error("audit", a, help);
 		}
 	}
+	/* A bad policy with a part it is not for would run no check and pass. */
+	const struct {
+		bool named;
+		bool is_for;
+		const char *opt;
+	} named[] = {{o.placement, audit_policy_part(&o, PART_PLACEMENT), "--placement"},
+	             {o.ownership, ownership_part(&o), "--ownership"},
+	             {o.colour, audit_policy_part(&o, PART_COLOUR), "--colour"},
+	             {o.timing, audit_policy_part(&o, PART_TIMING), "--timing (or --class)"}};
+	for (unsigned k = 0; k < sizeof named / sizeof named[0]; k++)
+		if (named[k].named && !named[k].is_for)
+			return cli_usage_error("audit", "policy %s is a bad allocator for %s only, not for %s",
+			                       audit_policy_name(o.policy), policy_for(o.policy), named[k].opt);
 	if (!any_part && o.policy != POLICY_LAB) {
 		/* A bad policy alone: the part it is for. */
 		o.placement = audit_policy_part(&o, PART_PLACEMENT);
@@ -191,6 +207,9 @@ int cmd_audit(int argc, char **argv)
 	}
 	if (o.full && any_part && !o.timing && !o.placement && !o.ownership && !o.colour)
 		o.timing = true;
+	if (timing_opt && !o.timing)
+		return cli_usage_error("audit", "--runs and --samples set the timing part, which this run does not "
+		                       "run (add --timing, --class Cn or --full)");
 	if (!o.seeded && !o.full) {
 		o.seed = 1; /* reduced runs are deterministic */
 		o.seeded = true;

@@ -3,8 +3,9 @@
  * is the frame handed out uniform over the free frames, and unpredictable
  * from what an owner can see (the frames it gets and the frames it frees)?
  *
- * Metrics, formulas and thresholds are those of ../shared/EVALUATION.md,
- * "Placement randomness".  Every metric is computed by the same code
+ * Metrics, formulas and thresholds are those of issue #3 and of the
+ * project's evaluation brief ("Placement randomness"; not in this
+ * repository), each restated where it is computed below.  Every metric is computed by the same code
  * whatever allocator is under test: the library (POLICY_LAB) or one of the
  * deliberately bad toy allocators below (--policy lifo|scan|firstfit).  The
  * toys exist to show that each metric can fail: a metric that no bad policy

@@ -1172,15 +1172,16 @@ static int write_plot(const char *path, double timer_ns)
 	snprintf(title, sizeof title, "labyrinth bench %s: %u rounds, %u CPUs%s, 1 GiB zone, order 0", LAB_VERSION_STRING,
 	         cfg.rounds, nthr, cli_in_vm() ? " (VM)" : "");
 	bench_plot_svg(f, rows, n, nthr, title, timer_ns);
-	fclose(f);
+	if (ferror(f) | fclose(f)) {
+		fprintf(stderr, "labyrinth bench: cannot write %s: %s\n", svgpath, strerror(errno));
+		return -1;
+	}
 	if (!png)
 		return 0;
 	char cmd[8400];
 	snprintf(cmd, sizeof cmd, "rsvg-convert -b white -o '%s' '%s' 2>/dev/null", path, svgpath);
 	if (strchr(path, '\'') || system(cmd) != 0) {
-		fprintf(stderr, "labyrinth bench: no PNG (needs rsvg-convert: apt-get install librsvg2-bin); the SVG is in %s\n",
-		        svgpath);
-		remove(path); /* the empty file the start-up check left */
+		fprintf(stderr, "labyrinth bench: rsvg-convert failed: no PNG; the SVG is in %s\n", svgpath);
 		return -1;
 	}
 	remove(svgpath);
@@ -1266,7 +1267,7 @@ int cmd_bench(int argc, char **argv)
 				return bad("--sizes wants a list such as 1G,16G,64G");
 			sizes = argv[++i];
 			if (!parse_sizes(sizes))
-				return bad("--sizes wants up to %d sizes from 64M to 16T, multiples of 2M, such as 1G,16G,64G",
+				return bad("--sizes wants up to %d sizes from 64M to below 16T, multiples of 2M, such as 1G,16G,64G",
 				           MAXSIZES);
 		} else if (!strcmp(a, "--json")) {
 			if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
@@ -1302,32 +1303,31 @@ int cmd_bench(int argc, char **argv)
 
 	reexec_for_tls(argc, argv);
 
-	/* Fail now, not after the run, when an output file cannot be written. */
-	FILE *jf = NULL;
-	if (cfg.json && !cfg.json_stdout && !(jf = fopen(cfg.json, "w"))) {
-		fprintf(stderr, "labyrinth bench: cannot write %s: %s\n", cfg.json, strerror(errno));
+	/* Fail now, not after the run, when an output file cannot be written;
+	 * an existing file is left as it is until the run's results replace it. */
+	if (cfg.json && !cfg.json_stdout && !cli_writable("bench", cfg.json))
 		return 1;
-	}
 	if (cfg.plot) {
-		FILE *pf = fopen(cfg.plot, "a");
-		if (!pf) {
-			fprintf(stderr, "labyrinth bench: cannot write %s: %s\n", cfg.plot, strerror(errno));
-			if (jf)
-				fclose(jf);
-			return 1;
+		size_t L = strlen(cfg.plot);
+		if (L > 4 && !strcasecmp(cfg.plot + L - 4, ".png")) {
+			if (strchr(cfg.plot, '\''))
+				return bad("--plot: a PNG's file name may not hold a quote (it goes to rsvg-convert)");
+			if (system("command -v rsvg-convert >/dev/null 2>&1") != 0) {
+				fprintf(stderr, "labyrinth bench: --plot %s needs rsvg-convert (scripts/install-deps.sh "
+				                "installs it: librsvg2-bin), or name an .svg\n", cfg.plot);
+				return 1;
+			}
 		}
-		fclose(pf);
+		if (!cli_writable("bench", cfg.plot))
+			return 1;
 	}
 
 	out = cfg.json_stdout ? stderr : stdout;
 	tty = isatty(2);
 	t_start = cli_now();
 	bench_gp_preload(); /* before any thread: dlopen of an allocator */
-	if (cfg.require_peers && bench_gp_report_missing(stderr)) {
-		if (jf)
-			fclose(jf);
+	if (cfg.require_peers && bench_gp_report_missing(stderr))
 		return 1;
-	}
 	int n = bench_pool_start(cfg.maxt, cpus);
 	if (n < 1) {
 		fprintf(stderr, "labyrinth bench: cannot start worker threads\n");
@@ -1521,13 +1521,23 @@ int cmd_bench(int argc, char **argv)
 	fprintf(out, "\nlab_check: %u checks (after every labyrinth run), %s\n", checks_run,
 	        check_failed ? "FAILURES (see above)" : "all consistent");
 	fprintf(out, "elapsed: %.1f s\n", elapsed);
+	int rc = check_failed ? 1 : 0;
 	if (cfg.json_stdout)
 		write_json(stdout, elapsed);
-	if (jf) {
-		write_json(jf, elapsed);
-		fclose(jf);
+	if (cfg.json && !cfg.json_stdout) {
+		FILE *jf = fopen(cfg.json, "w");
+		if (jf)
+			write_json(jf, elapsed);
+		if (!jf || ferror(jf) | fclose(jf)) {
+			fprintf(stderr, "labyrinth bench: cannot write %s: %s\n", cfg.json, strerror(errno));
+			rc = 1;
+		}
 	}
-	if (cfg.plot && write_plot(cfg.plot, timer_ns) == 0)
-		fprintf(out, "plot: %s\n", cfg.plot);
-	return check_failed ? 1 : 0;
+	if (cfg.plot) {
+		if (write_plot(cfg.plot, timer_ns) == 0)
+			fprintf(out, "plot: %s\n", cfg.plot);
+		else
+			rc = 1;
+	}
+	return rc;
 }

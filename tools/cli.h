@@ -13,12 +13,19 @@ int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
-/* "1G", "256M", "4096K", "12345" -> bytes; false on garbage. */
+/* "1G", "256M", "4096K", "12345" -> bytes; false on garbage (anything but
+ * digits first, a value beyond 64 bits). */
 bool cli_parse_size(const char *s, uint64_t *out);
-/* Unsigned decimal in [lo, hi]; false on garbage or out of range. */
+/* Unsigned decimal in [lo, hi]; false on garbage (anything but digits, a
+ * value beyond 64 bits) or out of range. */
 bool cli_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
-/* "error: <msg>" on stderr and exit status 2 (bad usage). */
+/* "labyrinth CMD: <msg>" and a pointer to --help on stderr; returns 2, the
+ * exit status of bad usage. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Can an output file be written?  An existing file is only tested, never
+ * truncated; a new one is created and removed again.  False: says why on
+ * stderr ("labyrinth CMD: cannot write PATH: reason"). */
+bool cli_writable(const char *cmd, const char *path);
 /* qsort comparator: doubles in ascending order. */
 int cli_cmp_double(const void *a, const void *b);
 /* The error for argument a that no case matched: "wants a value" if the

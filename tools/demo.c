@@ -320,6 +320,9 @@ int cmd_demo(int argc, char **argv)
 		}
 	}
 
+	if (!cli_writable("demo", map)) /* now, not after the run */
+		return 1;
+
 	static struct demo d;
 	struct lab_geometry g;
 	lab_hosted_geometry(&g);
@@ -491,7 +494,8 @@ int cmd_demo(int argc, char **argv)
 		       "  frames a dark shade of their pool's.  Random placement scatters inside each\n"
 		       "  band; first fit stacks neighbours at the bottom of memory.\n",
 		       map, 16 * d.colours);
-	bool ok = !v && !nz && !cb && fabs(z) < 3.7 && rc == LAB_OK && check == LAB_OK && st.nr_allocated == 0;
+	bool ok = !v && !nz && !cb && fabs(z) < 3.7 && rc == LAB_OK && check == LAB_OK && st.nr_allocated == 0 &&
+	          map_ok;
 	lab_hosted_zone_destroy(&d.hz);
 	free(d.shadow);
 	return ok ? 0 : 1;

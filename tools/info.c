@@ -42,8 +42,9 @@ int cmd_info(int argc, char **argv)
 			fputs(help, stdout);
 			return 0;
 		} else if (!strcmp(a, "--size") && i + 1 < argc) {
-			if (!cli_parse_size(argv[++i], &size) || size < 4096 || size / 4096 > (1ull << 32))
-				return cli_usage_error("info", "--size wants 4K up to 16T (2^32 frames), got '%s'", argv[i]);
+			if (!cli_parse_size(argv[++i], &size) || size < 4096 || size / 4096 > (1ull << 32) || size % 4096)
+				return cli_usage_error("info", "--size wants a multiple of 4K from 4K up to 16T (2^32 frames), got '%s'",
+				                       argv[i]);
 		} else if (!strcmp(a, "--cpus") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 1, LAB_MAX_CPUS, &cpus))
 				return cli_usage_error("info", "--cpus wants 1..%d, got '%s'", LAB_MAX_CPUS, argv[i]);

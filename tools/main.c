@@ -1,11 +1,14 @@
 /*
  * main.c - the `labyrinth` command: dispatch to its subcommands.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -24,16 +27,28 @@ static const char usage[] =
 	"  bench    alloc+free throughput for 1..N threads, in rounds, as ratios\n"
 	"  info     cache geometry, colour count, real PFNs and hugepages, metadata\n"
 	"           bytes per frame, build configuration\n"
-	"  help     this text; `labyrinth <command> --help` explains a command\n"
+	"  help     this text; `labyrinth help <command>` (or `labyrinth <command>\n"
+	"           --help`) explains a command\n"
 	"\n"
 	"options: --version\n";
+
+/* strtoull skips blanks and takes a sign, and clamps on overflow: a number
+ * here is digits only, and one too large for 64 bits is refused. */
+static bool parse_digits(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == 0;
+}
 
 bool cli_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
+	unsigned long long v;
+	if (!parse_digits(s, &v, &end))
 		return false;
-	unsigned long long v = strtoull(s, &end, 10);
 	uint64_t mul = 1;
 	if (*end == 'K' || *end == 'k')
 		mul = 1ull << 10;
@@ -56,9 +71,9 @@ bool cli_parse_size(const char *s, uint64_t *out)
 bool cli_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
+	unsigned long long v;
+	if (!parse_digits(s, &v, &end))
 		return false;
-	unsigned long long v = strtoull(s, &end, 10);
 	if (*end || v < lo || v > hi)
 		return false;
 	*out = v;
@@ -74,6 +89,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n(try `labyrinth %s --help`)\n", cmd);
 	return 2;
+}
+
+bool cli_writable(const char *cmd, const char *path)
+{
+	if (access(path, F_OK) == 0) {
+		if (access(path, W_OK) == 0)
+			return true;
+	} else {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+			return true;
+		}
+	}
+	fprintf(stderr, "labyrinth %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+	return false;
 }
 
 int cli_cmp_double(const void *a, const void *b)
@@ -133,7 +165,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+	char *help_argv[] = {NULL, (char *)"--help", NULL};
+	if (!strcmp(cmd, "help") && argc == 3) { /* help CMD: CMD --help */
+		cmd = help_argv[0] = argv[2];
+		argc = 3;
+		argv = help_argv - 1;
+	} else if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		if (argc > 2)
+			return cli_usage_error("help", "wants at most one command, got %d words", argc - 2);
 		fputs(usage, stdout);
 		return 0;
 	}
