@@ -617,15 +617,17 @@ static bool owner_active(uint32_t id)
 	return id >= 1 && id <= M.maxo && M.ow[id].st == O_ACTIVE;
 }
 
-/* Can mask hold an aligned block of 2^order consecutive colours? */
+/* Does the zone hold an aligned block of 2^order frames all of whose
+ * colours are in mask?  The aligned blocks from the first one in the zone
+ * on, until the colours repeat (C / K of them) or the zone ends. */
 static bool order_fits(uint64_t mask, unsigned order)
 {
-	uint64_t K = 1ull << order;
+	uint64_t K = 1ull << order, a = (M.base + K - 1) / K * K;
 	if (K > M.C)
-		return mask == M.all;
+		return mask == M.all && a + K <= M.base + M.nr;
 	uint64_t w = ones((unsigned)K);
-	for (uint64_t g = 0; g < M.C / K; g++)
-		if (((mask >> (g * K)) & w) == w)
+	for (uint64_t j = 0; j < M.C / K && a + j * K + K <= M.base + M.nr; j++)
+		if (((mask >> ((a + j * K) % M.C)) & w) == w)
 			return true;
 	return false;
 }
@@ -705,7 +707,7 @@ static void alloc_count(int rc, bool reserve_dip)
 		M.st_frag++;
 	else
 		M.st_refused++;
-	if (reserve_dip && (rc == LAB_OK || rc == LAB_EFRAG))
+	if (reserve_dip && rc == LAB_OK)
 		M.st_reserve++;
 }
 
@@ -822,9 +824,7 @@ static int free_code(uint32_t owner, uint64_t pfn, unsigned order)
 	if (pfn & (K - 1))
 		return LAB_EALIGN;
 	uint64_t f = pfn - M.base;
-	if (f + K > M.nr)
-		return LAB_ERANGE;
-	const struct mframe *m = &M.fr[f];
+	const struct mframe *m = &M.fr[f]; /* a block past the end: what its head is */
 	if (m->st != M_HELD)
 		return LAB_EFREE;
 	if (m->owner != owner)

@@ -59,7 +59,10 @@ typedef uint32_t lab_owner_t;
  * Error codes.  Three kinds, never mixed:
  *  - no memory / over quota (LAB_ENOMEM, LAB_EQUOTA, LAB_EFRAG): retry later;
  *  - bad arguments (everything from LAB_EINVAL to LAB_EBUSY): the call was
- *    refused before anything changed;
+ *    refused before anything it asked for changed.  (A call that had to
+ *    enter the zone to find out may first have done its CPU's own
+ *    housekeeping, as every call does: giving back the frames this CPU
+ *    cached for a pool that died since its last call.);
  *  - corrupt metadata: never returned by alloc/free, which report it through
  *    lab_plat_panic(); lab_check() returns LAB_ECORRUPT.
  */
@@ -80,7 +83,8 @@ enum lab_error {
 	LAB_EOVERLAP = -13,  /* colours overlap an exclusive owner, or partly overlap a pool */
 	LAB_ESHARED = -14,   /* exclusive owner's colours overlap shared colours       */
 	LAB_ENOTEXCL = -15,  /* LAB_EXCLUSIVE asked by an owner that is not exclusive  */
-	LAB_ECOLOUR = -16,   /* the owner's colours cannot hold a block of this order  */
+	LAB_ECOLOUR = -16,   /* no aligned block of this order of the owner's colours
+	                        lies inside the zone                              */
 	LAB_EAGAIN = -17,    /* more work remains: call again (teardown)               */
 	LAB_EBUSY = -18,     /* in use: frames still cached or allocated, or a nested call
 	                        could only proceed by waiting for the code it interrupted */
@@ -121,7 +125,7 @@ LAB_API const char *lab_strerror(int err);
 #define LAB_ZONE_FLAGS_ALL 0x7u
 
 struct lab_zone_cfg {
-	uint64_t base_pfn;    /* first frame number                                      */
+	uint64_t base_pfn;    /* first frame number; base_pfn + nr_frames <= 2^52        */
 	uint64_t nr_frames;   /* 1 .. 2^32 frames (16 TiB): frame numbers are 32-bit, and
 	                         in a zone of 2^32 the last frame is reserved at init;
 	                         2^32 - 2 at most with nr_colours 1                    */
@@ -146,6 +150,12 @@ LAB_API void lab_zone_cfg_default(struct lab_zone_cfg *cfg, uint64_t base_pfn, u
  * max_owners.  Context: any.  Cost: O(1). */
 LAB_API size_t lab_zone_meta_size(const struct lab_zone_cfg *cfg);
 
+/* What lab_zone_init() would say of cfg alone, before any memory: LAB_OK,
+ * or the LAB_EINVAL, LAB_EGEOMETRY or LAB_EENTROPY it would refuse it with
+ * (a seed shorter than 32 bytes; the entropy source itself is not asked).
+ * Context: any.  Cost: O(1). */
+LAB_API int lab_zone_cfg_check(const struct lab_zone_cfg *cfg);
+
 /* Build a zone in meta (64-byte aligned, meta_size >= lab_zone_meta_size()).
  * All frames start unassigned: they become allocatable when an owner whose
  * colours cover them is added.  Unless LAB_ZONE_ZEROED (or NO_SCRUB), frames
@@ -157,11 +167,12 @@ LAB_API int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size,
                           const struct lab_zone_cfg *cfg);
 
 /* Mark [pfn, pfn + nr) unusable (firmware, the kernel image, bad RAM).  The
- * frames must be unassigned.  Context: configuration time.  Cost: O(nr). */
+ * frames must be unassigned (else LAB_EBUSY) and inside the zone, nr >= 1
+ * (else LAB_ERANGE).  Context: configuration time.  Cost: O(nr). */
 LAB_API int lab_zone_reserve_range(lab_zone_t *zone, uint64_t pfn, uint64_t nr);
 
-/* Replace the CSPRNG keys with ones derived from seed (>= 32 bytes), or from
- * lab_plat_entropy() when seed is NULL.  For tests and periodic rekeying.
+/* Replace the CSPRNG keys with ones derived from seed (>= 32 bytes, else
+ * LAB_EENTROPY), or from lab_plat_entropy() when seed is NULL.  For tests and periodic rekeying.
  * Context: no CPU may be inside the zone.  Cost: O(nr_cpus). */
 LAB_API int lab_reseed(lab_zone_t *zone, const void *seed, size_t seed_len);
 
@@ -179,7 +190,10 @@ struct lab_owner_cfg {
  * frames; a colour set that partly overlaps an existing pool is refused
  * (LAB_EOVERLAP), as is an exclusive owner whose colours any other owner uses
  * (LAB_EOVERLAP with an exclusive owner, LAB_ESHARED with shared owners), or a
- * shared owner on an exclusive owner's colours (LAB_EOVERLAP).
+ * shared owner on an exclusive owner's colours (LAB_EOVERLAP).  Also
+ * LAB_EINVAL (NULL zone or cfg, id 0 or above max_owners, colours empty or
+ * beyond nr_colours, unknown flags), LAB_EEXIST, and LAB_EBUSY while the
+ * colours belong to a pool whose removal has not finished.
  * Context: not in interrupt context.  Cost: O(frames of the new colours) when
  * a new pool is created (its free frames are shuffled in), else O(1). */
 LAB_API int lab_owner_add(lab_zone_t *zone, lab_owner_t id, const struct lab_owner_cfg *cfg);
@@ -188,8 +202,12 @@ LAB_API int lab_owner_add(lab_zone_t *zone, lab_owner_t id, const struct lab_own
  * of work per call: frames it holds are taken back and zeroed; when it was the
  * last owner of its pool, the pool's frames are zeroed and return to the
  * unassigned colours.  New calls for the owner are refused from the first
- * call on.  Returns LAB_EAGAIN while work remains (call again, e.g. from a
- * work queue), LAB_OK when done.  Other CPUs release cached frames at their
+ * call on: allocations and frees get LAB_ENOOWNER, while lab_owner_stats and
+ * lab_frame_owner still report the owner and what it holds until the
+ * removal has reclaimed it.  Returns LAB_EAGAIN while work remains (call
+ * again, e.g. from a work queue), LAB_OK when done; LAB_ENOOWNER, LAB_EINVAL
+ * (budget 0), or LAB_EBUSY when called nested, or when the platform could
+ * not make every CPU run a barrier (lab_plat_sync_cpus).  Other CPUs release cached frames at their
  * next call into the zone or at lab_cpu_drain().
  * Context: not in interrupt context.  Cost: O(budget) per call; the whole
  * removal walks only the frames of the owner's colours (a few passes). */
@@ -207,8 +225,9 @@ LAB_API int lab_owner_remove(lab_zone_t *zone, lab_owner_t id, size_t budget);
  * Errors: LAB_ENOOWNER, LAB_EORDER, LAB_EINVAL (flags, NULL pfn),
  * LAB_ENOTEXCL, LAB_ECOLOUR, LAB_EQUOTA, LAB_ENOMEM, LAB_EFRAG, and LAB_EBUSY
  * only on hosts whose lab_plat_irq_save() cannot mask interrupts (POSIX
- * signals): a call that interrupted its own CPU inside the zone fails rather
- * than wait for the code it interrupted.
+ * signals): a call that interrupted its own CPU inside the zone (or, beyond
+ * nr_cpus, its own thread) fails rather than wait for the code it
+ * interrupted.
  * Does not check: that the caller really is the owner.
  * Context: any, including interrupt handlers (with LAB_ATOMIC); never sleeps.
  * Cost: order 0: O(1), fixed work per call plus, in a run of allocations,
@@ -220,8 +239,9 @@ LAB_API int lab_alloc(lab_zone_t *zone, lab_owner_t owner, unsigned order, unsig
                       uint64_t *pfn);
 
 /* Return the block at pfn, of the given order, held by owner.  Refused with no
- * change: LAB_ERANGE (outside the zone), LAB_EALIGN, LAB_EORDER (not the
- * allocated order), LAB_EOWNER (another owner's), LAB_EFREE (not allocated:
+ * change: LAB_ERANGE (pfn outside the zone), LAB_EALIGN, LAB_EORDER (not the
+ * allocated order; a block that would run past the zone's end is refused
+ * for what its first frame is), LAB_EOWNER (another owner's), LAB_EFREE (not allocated:
  * double free or never allocated), LAB_EINTERIOR (inside a larger block),
  * LAB_ENOOWNER.  The frames are zeroed before another owner can get them.
  * Context: any; never sleeps.  Cost: O(2^order) plus the scrub (4 KiB zeroing
@@ -251,7 +271,8 @@ LAB_API void *lab_pfn_to_virt(const lab_zone_t *zone, uint64_t pfn);
 LAB_API int lab_virt_to_pfn(const lab_zone_t *zone, const void *addr, uint64_t *pfn);
 
 /* Owner of the block containing pfn (0 if free or not allocated); order of its
- * head in *order when non-NULL.  For audits and debuggers.  Context: any. */
+ * head in *order when non-NULL (0 when not allocated).  For audits and
+ * debuggers.  Context: any. */
 LAB_API int lab_frame_owner(const lab_zone_t *zone, uint64_t pfn, lab_owner_t *owner,
                             unsigned *order);
 
@@ -259,7 +280,10 @@ LAB_API int lab_frame_owner(const lab_zone_t *zone, uint64_t pfn, lab_owner_t *o
 
 /* Zero up to `budget` dirty frames (deferred frees, frames of a zone that did
  * not start zeroed) and make them allocatable; *done (optional) gets the count.
- * Returns LAB_OK when nothing dirty remains, LAB_EAGAIN otherwise.
+ * Returns LAB_OK when nothing dirty remains, LAB_EAGAIN otherwise.  A call
+ * that interrupted its own CPU inside the zone (hosts whose
+ * lab_plat_irq_save() cannot mask interrupts) zeroes nothing: it returns
+ * LAB_EAGAIN if anything is dirty, for the caller to try again later.
  * Context: any (an idle loop, a work queue); never sleeps. Cost: O(budget). */
 LAB_API int lab_scrub(lab_zone_t *zone, size_t budget, size_t *done);
 
@@ -311,8 +335,11 @@ LAB_API int lab_owner_stats(const lab_zone_t *zone, lab_owner_t owner, struct la
  * Context: no CPU may be inside the zone.  Cost: O(nr_frames + nr_cpus). */
 LAB_API int lab_check(lab_zone_t *zone);
 
-/* Bytes of metadata per frame for a zone configuration, as a rational:
- * the per-frame part and the fixed part. */
+/* Bytes of metadata for a zone configuration in two parts: per frame (8),
+ * and the rest, lab_zone_meta_size() - 8 x nr_frames: zone, owner, pool and
+ * per-CPU structures, plus the frame table's padding to whole blocks of
+ * record lines, which depends on nr_frames too (0 for 1 GiB of 4 KiB
+ * frames with 32 colours). */
 LAB_API void lab_meta_breakdown(const struct lab_zone_cfg *cfg, size_t *per_frame, size_t *fixed);
 
 #define LAB_PCP_BATCH 32     /* frames moved per per-CPU cache refill/spill   */

@@ -686,6 +686,112 @@ TEST(api_reserve_atomic)
 	tz_free(&t);
 }
 
+/* A LAB_NOWAIT call refused at the reserve must not move the reserve into
+ * this CPU's cache (it refilled first until 2026-11-28): another CPU's
+ * LAB_ATOMIC call must still find it. */
+static lab_zone_t *atomic_zone;
+static int atomic_rc;
+static void *atomic_elsewhere(void *arg)
+{
+	(void)arg;
+	uint64_t x;
+	atomic_rc = lab_alloc(atomic_zone, 1, 0, LAB_ATOMIC, &x);
+	return NULL;
+}
+
+TEST(api_refused_nowait_leaves_reserve_reachable)
+{
+	struct lab_zone_cfg cfg;
+	lab_zone_cfg_default(&cfg, 0, 4096, NULL);
+	cfg.flags = LAB_ZONE_ZEROED;
+	cfg.nr_colours = 4;
+	cfg.nr_cpus = 4;
+	cfg.reserve_permille = 4;
+	struct tzone t = tz_make_cfg(&cfg, 18);
+	tz_owner(&t, 1, 0x1, 0, false); /* 1024 frames, a reserve of 4 */
+	static uint64_t p[1100];
+	int rc;
+	size_t n = alloc_until_fail(t.z, 1, LAB_NOWAIT, p, 1100, &rc);
+	EXPECT_EQ(rc, LAB_ENOMEM);
+	EXPECT_EQ(n, 1020);
+	struct lab_stats st = stats_of(&t);
+	EXPECT_EQ(st.nr_free, 4);
+	EXPECT_EQ(st.nr_cached, 0); /* nor did the refused call take them */
+	uint64_t x;
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &x), LAB_ENOMEM); /* again */
+	st = stats_of(&t);
+	EXPECT_EQ(st.nr_cached, 0);
+	atomic_zone = t.z;
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, atomic_elsewhere, NULL), 0);
+	pthread_join(th, NULL);
+	EXPECT_EQ(atomic_rc, LAB_OK); /* the reserve, from another CPU */
+	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* lab_stats' reserve_allocs counts allocations that dipped into the
+ * reserve, not LAB_ATOMIC calls that failed there (it did until 2026-11-28). */
+TEST(api_reserve_allocs_counts_successes)
+{
+	struct lab_zone_cfg cfg;
+	lab_zone_cfg_default(&cfg, 0, 2048, NULL);
+	cfg.flags = LAB_ZONE_ZEROED;
+	cfg.nr_colours = 4;
+	cfg.reserve_permille = 100;
+	struct tzone t = tz_make_cfg(&cfg, 19);
+	tz_owner(&t, 1, 0xf, 0, false);
+	static uint64_t p[2100];
+	int rc;
+	size_t n = alloc_until_fail(t.z, 1, LAB_NOWAIT, p, 2100, &rc);
+	EXPECT_EQ(rc, LAB_ENOMEM);
+	struct lab_stats st = stats_of(&t);
+	EXPECT_EQ(st.reserve_allocs, 0);
+	/* Order 7 (128 frames) out of ~200 scattered free frames: the probes fail. */
+	uint64_t ok = 0, x;
+	for (int i = 0; i < 10; i++)
+		if (lab_alloc(t.z, 1, 7, LAB_ATOMIC, &x) == LAB_OK) {
+			ok++;
+			EXPECT_EQ(lab_free(t.z, 1, x, 7), LAB_OK);
+		}
+	st = stats_of(&t);
+	EXPECT_EQ(st.reserve_allocs, ok);
+	EXPECT_EQ(st.fail_frag + ok, 10);
+	for (size_t i = 0; i < n; i++)
+		ASSERT_EQ(lab_free(t.z, 1, p[i], 0), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* An order no aligned block of the owner's colours inside the zone can hold
+ * is refused (LAB_ECOLOUR), not reported as "no memory now, retry later"
+ * (LAB_ENOMEM, LAB_EFRAG), even in an empty zone (until 2026-11-28). */
+TEST(api_order_the_zone_cannot_hold)
+{
+	struct lab_zone_cfg cfg;
+	lab_zone_cfg_default(&cfg, 1000, 1024, NULL); /* [1000, 2024): no aligned 1024 */
+	cfg.flags = LAB_ZONE_ZEROED;
+	struct tzone t = tz_make_cfg(&cfg, 20);
+	tz_owner(&t, 1, ALL32, 0, false);
+	uint64_t x, h = tz_hash(&t);
+	EXPECT_EQ(lab_alloc(t.z, 1, 10, LAB_ATOMIC, &x), LAB_ECOLOUR);
+	EXPECT_EQ(tz_hash(&t), h);
+	ASSERT_EQ(lab_alloc(t.z, 1, 9, LAB_ATOMIC, &x), LAB_OK); /* [1024, 1536) */
+	EXPECT_EQ(x, 1024);
+	EXPECT_EQ(lab_free(t.z, 1, x, 9), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+
+	t = tz_make(16, 4, 1, 0, 21); /* smaller than the block */
+	tz_owner(&t, 1, 0xf, 0, false);
+	EXPECT_EQ(lab_alloc(t.z, 1, 5, LAB_ATOMIC, &x), LAB_ECOLOUR);
+	ASSERT_EQ(lab_alloc(t.z, 1, 4, LAB_ATOMIC, &x), LAB_OK);
+	EXPECT_EQ(lab_free(t.z, 1, x, 4), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
 TEST(api_quota)
 {
 	struct tzone t = tz_make(1024, 32, 1, 0, 18);
@@ -1447,6 +1553,33 @@ TEST(hosted_default_slots_cover_setup_thread_and_workers)
 
 /* lab_hosted_zone_reinit: the zone built again in place (every frame
  * unassigned, no owners), and its refusals leave the old zone as it was. */
+/* A bad configuration gets lab_zone_init's own code, before the arena is
+ * mapped (it got LAB_EGEOMETRY, after mapping and touching it all, until
+ * 2026-11-28). */
+TEST(hosted_create_refusals_name_the_cause)
+{
+	struct lab_hosted_zone hz;
+	struct lab_hosted_opts o = {.bytes = 64u << 20, .nr_cpus = LAB_MAX_CPUS + 1};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EINVAL);
+	EXPECT_TRUE(hz.arena == NULL && hz.zone == NULL);
+	o = (struct lab_hosted_opts){.bytes = 64u << 20, .max_owners = LAB_MAX_OWNERS + 1};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EINVAL);
+	o = (struct lab_hosted_opts){.bytes = 64u << 20, .reserve_permille = 1001};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EINVAL);
+	o = (struct lab_hosted_opts){.bytes = 64u << 20, .zone_flags = 0x8};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EINVAL);
+	o = (struct lab_hosted_opts){.bytes = 64u << 20, .seed = "short", .seed_len = 5};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EENTROPY);
+	o = (struct lab_hosted_opts){.bytes = 64u << 20, .colours = 3};
+	EXPECT_EQ(lab_hosted_zone_create(&o, &hz), LAB_EGEOMETRY);
+	struct lab_zone_cfg cfg;
+	lab_zone_cfg_default(&cfg, 0, 1024, NULL);
+	EXPECT_EQ(lab_zone_cfg_check(&cfg), LAB_EINVAL); /* no direct map, scrubbing */
+	cfg.flags = LAB_ZONE_NO_SCRUB;
+	EXPECT_EQ(lab_zone_cfg_check(&cfg), LAB_OK);
+	EXPECT_EQ(lab_zone_cfg_check(NULL), LAB_EINVAL);
+}
+
 TEST(hosted_zone_reinit)
 {
 	struct lab_hosted_opts o = {.bytes = 4u << 20, .nr_cpus = 2, .seed = "reinit-reinit-reinit-reinit-32b!",
@@ -1470,6 +1603,12 @@ TEST(hosted_zone_reinit)
 	bad = o;
 	bad.nr_cpus = LAB_MAX_CPUS;
 	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EGEOMETRY);
+	bad = o;
+	bad.reserve_permille = 2000; /* lab_zone_init's own refusal */
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EINVAL);
+	bad = o;
+	bad.seed_len = 5;
+	EXPECT_EQ(lab_hosted_zone_reinit(&hz, &bad), LAB_EENTROPY);
 	EXPECT_EQ(lab_hosted_zone_reinit(NULL, &o), LAB_EINVAL);
 	EXPECT_EQ(lab_hosted_zone_reinit(&hz, NULL), LAB_EINVAL);
 	lab_owner_t who = 0;

@@ -125,10 +125,22 @@ TEST(misuse_free_above_zone)
 TEST(misuse_free_block_past_end)
 {
 	/* The last frame is pfn 2000: an aligned block starting there is in the
-	 * zone by its head and out of it by its tail. */
+	 * zone by its head and out of it by its tail.  No such block was ever
+	 * allocated: the refusal says what the head is (until 2026-11-28 it was
+	 * LAB_ERANGE, which the header gives to a pfn outside the zone). */
 	struct tzone t = fixture(3);
-	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 1), LAB_ERANGE, 1);
-	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 4), LAB_ERANGE, 1);
+	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 1), LAB_EFREE, 1); /* not allocated */
+	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 4), LAB_EFREE, 1);
+	/* Held at order 0 by owner 3 (colour 16 is its): the wrong order, or
+	 * another owner's. */
+	uint64_t p = 0;
+	for (int i = 0; i < 1024 && p != BASE + NR - 1; i++) /* ATOMIC: the reserve too */
+		ASSERT_EQ(lab_alloc(t.z, 3, 0, LAB_ATOMIC, &p), LAB_OK);
+	ASSERT_EQ(p, BASE + NR - 1);
+	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 1), LAB_EORDER, 1);
+	REFUSED(&t, lab_free(t.z, 3, BASE + NR - 1, 4), LAB_EORDER, 1);
+	REFUSED(&t, lab_free(t.z, 1, BASE + NR - 1, 1), LAB_EOWNER, 1);
+	EXPECT_EQ(lab_free(t.z, 3, BASE + NR - 1, 0), LAB_OK);
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }

@@ -116,7 +116,8 @@ int cmd_info(int argc, char **argv)
 	       cli_size(size / 4096 * 4096, b1, sizeof b1), (unsigned long long)(size / 4096),
 	       (unsigned long long)cpus, (unsigned long long)owners, g.colours);
 	printf("  %zu bytes per frame (4-byte record incl. owner + 4-byte pool slot)\n", per);
-	printf("  + %s fixed (zone, owners, pools, per-CPU caches)\n", cli_size(fixed, b2, sizeof b2));
+	printf("  + %s more (zone, owners, pools, per-CPU caches, frame-table padding)\n",
+	       cli_size(fixed, b2, sizeof b2));
 	printf("  = %s, %.3f bytes per frame overall\n", cli_size(total, b3, sizeof b3),
 	       (double)total / (double)(size / 4096));
 	return 0;

@@ -41,7 +41,7 @@ LAB_API void lab_hosted_geometry(struct lab_geometry *g);
  * here) and makes the whole arena resident; no_touch skips it. */
 struct lab_hosted_opts {
 	uint64_t bytes;          /* zone size; rounded down to whole frames      */
-	unsigned colours;        /* 0: from lab_hosted_geometry()                */
+	unsigned colours;        /* 0: from lab_hosted_geometry() (reinit: as before) */
 	unsigned nr_cpus;        /* 0: lab_hosted_default_cpus() (see below)      */
 	unsigned max_owners;     /* 0: 64                                         */
 	unsigned reserve_permille; /* 0: 15; LAB_HOSTED_NO_RESERVE for none       */
@@ -77,8 +77,11 @@ struct lab_hosted_zone {
  * more threads than this needs nr_cpus set. */
 LAB_API unsigned lab_hosted_default_cpus(const struct lab_geometry *g);
 
-/* Create a zone over fresh anonymous memory.  Returns LAB_OK, a LAB_E* code
- * from lab_zone_init, or LAB_ENOSPC when the memory cannot be mapped. */
+/* Create a zone over fresh anonymous memory.  Returns LAB_OK, LAB_EINVAL
+ * (o NULL, bytes below one frame, no_touch without LAB_ZONE_NO_SCRUB), the
+ * code lab_zone_init gives the configuration (checked before any memory is
+ * mapped: lab_zone_cfg_check), or LAB_ENOSPC when the memory cannot be
+ * mapped. */
 LAB_API int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zone *hz);
 LAB_API void lab_hosted_zone_destroy(struct lab_hosted_zone *hz);
 
@@ -89,9 +92,10 @@ LAB_API void lab_hosted_zone_destroy(struct lab_hosted_zone *hz);
  * holds.  Unless o->no_touch, the new zone is LAB_ZONE_ZEROED as at
  * creation: the caller vouches that no frame holds data (scrub on free does
  * that; an exclusive owner's frames are not scrubbed when freed).  No thread
- * may be inside the zone.  Returns LAB_OK, LAB_EINVAL or LAB_EGEOMETRY with
- * the old zone untouched, or a refusal of lab_zone_init, with the old zone
- * untouched too.  For tests and tools that rebuild a state many times. */
+ * may be inside the zone.  Returns LAB_OK; or, with the old zone untouched,
+ * LAB_EINVAL (another size or colours), the code lab_zone_init gives the
+ * configuration, or LAB_EGEOMETRY (more CPUs or owners than the metadata
+ * holds).  For tests and tools that rebuild a state many times. */
 LAB_API int lab_hosted_zone_reinit(struct lab_hosted_zone *hz, const struct lab_hosted_opts *o);
 
 /* Zones whose per-CPU caches an exiting thread drains (lab_cpu_drain) before

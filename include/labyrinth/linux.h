@@ -157,8 +157,10 @@ LAB_API void lab_linux_stats(struct lab_linux_stats *st);
 LAB_API unsigned lab_linux_flush(void);
 
 /* The explicit-owner forms under the Linux names.  alloc returns the block's
- * direct-map address or NULL; free returns LAB_OK or the refusal code (after
- * warning), and LAB_OK without a warning for NULL (free_page(0)). */
+ * direct-map address or NULL; free returns LAB_OK, the refusal code (after
+ * warning), LAB_EBUSY without a warning when the free was parked to finish
+ * later (lab_linux_flush), and LAB_OK without a warning for NULL
+ * (free_page(0)). */
 LAB_API void *lab_linux_alloc(lab_owner_t owner, gfp_t gfp, unsigned order);
 LAB_API int lab_linux_free(lab_owner_t owner, const void *addr, unsigned order);
 /* The owner current() names now (0 if none is set). */
@@ -239,7 +241,8 @@ static inline void free_page(unsigned long addr)
 	free_pages(addr, 0);
 }
 
-/* Smallest order whose block holds size bytes (Linux get_order). */
+/* Smallest order whose block holds size bytes (Linux get_order; as there,
+ * size 0 is undefined: it gives BITS_PER_LONG - PAGE_SHIFT). */
 static inline int get_order(unsigned long size)
 {
 	int order = 0;

@@ -41,15 +41,22 @@ static int alloc0_pcp(struct lab_ctx *c, uint32_t pool, unsigned flags, uint32_t
 	struct lab_pool *p = &z->pools[pool];
 	struct lab_pcp *pcp = cpu_pcp(z, c->cpu, pool);
 
-	if (lab_unlikely(ld_relaxed(&pcp->count) == 0) && lab_pcp_refill(c, pool) != LAB_OK)
-		return LAB_ENOMEM;
-	uint32_t count = ld_relaxed(&pcp->count);
 	/* Free frames we can see: the pool's array and our cache.  Other CPUs'
 	 * caches only add to it, so NOWAIT never takes the pool below its
-	 * reserve.  Counting reserve use is branch-free. */
+	 * reserve.  Tested before a refill, which moves frames from the array
+	 * to our cache and leaves the sum: a refused NOWAIT call must not
+	 * strand the reserve in this CPU's cache, out of reach of other CPUs'
+	 * ATOMIC calls (it did until 2026-11-28).  Counting reserve use is
+	 * branch-free. */
+	uint32_t count = ld_relaxed(&pcp->count);
 	bool in_reserve = ld_relaxed(&p->n) + count <= p->reserve;
 	if (lab_unlikely(!(flags & LAB_ATOMIC) && in_reserve)) /* flags first: no branch on the fill for ATOMIC */
 		return LAB_ENOMEM;
+	if (lab_unlikely(count == 0)) {
+		if (lab_pcp_refill(c, pool) != LAB_OK)
+			return LAB_ENOMEM;
+		count = ld_relaxed(&pcp->count);
+	}
 	stat_add(&c->cpu->st.v[LS_RESERVE], in_reserve);
 
 	/* A run of allocations (no free since the last alloc: the count is what
@@ -91,7 +98,7 @@ static int alloc0_locked(struct lab_ctx *c, uint32_t pool, unsigned flags, uint3
 	struct lab_pool *p = &z->pools[pool];
 	int rc = LAB_ENOMEM;
 
-	if (!lock_get(&p->lock, c->id, c->nested))
+	if (!lock_get(&p->lock, c->id, lock_mode(c)))
 		return LAB_EBUSY; /* nested: our own CPU holds it */
 	uint32_t n = ld_relaxed(&p->n);
 	if (n > p->reserve || (n > 0 && (flags & LAB_ATOMIC))) {
@@ -155,7 +162,7 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 	struct lab_pool *p = &z->pools[pool];
 	uint32_t K = 1u << order;
 
-	if (!lock_get(&p->lock, c->id, c->nested))
+	if (!lock_get(&p->lock, c->id, lock_mode(c)))
 		return LAB_EBUSY;
 	bool own = c->cpu && !c->nested && p->pcp_max;
 	uint32_t n = ld_relaxed(&p->n), cached = own ? ld_relaxed(&cpu_pcp(z, c->cpu, pool)->count) : 0;
@@ -173,9 +180,9 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 		n += lab_pcp_return_locked(c, pool);
 		rc = probe_blocks(c, pool, order, f);
 	}
-	/* Reserve use: counted once, for the array the last probes saw, whether
-	 * they found a block or not. */
-	if (n - K < p->reserve)
+	/* Reserve use: counted once, for the array the last probes saw, when
+	 * they found a block (lab_stats: allocations that dipped into it). */
+	if (rc == LAB_OK && n - K < p->reserve)
 		lab_ctx_stat(c, LS_RESERVE, 1);
 	lock_put(&p->lock);
 	return rc;
@@ -190,7 +197,7 @@ static void give_back(struct lab_ctx *c, uint32_t pool, uint32_t f, uint32_t K)
 	bool took;
 	if (K == 1 && c->rng && p->pcp_max && lab_free_insert(c, pool, f))
 		return;
-	if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, c->nested)) {
+	if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, lock_mode(c))) {
 		for (uint32_t i = 0; i < K; i++) /* bound K */
 			if (!lab_pool_insert_retry_locked(c->z, pool, c->id, c->nested, f + i, c->rng) &&
 			    !lab_nested_queue(c, f + i))
@@ -218,6 +225,9 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 	struct lab_owner *o = live_owner(z, owner);
 	if (!o)
 		return refuse(z, LAB_ENOOWNER);
+	/* Before the owner's fields: acquire pairs with lab_owner_add's release
+	 * of it, after the fields. */
+	uint32_t incarn = ld_acquire(&o->incarn);
 	if ((flags & LAB_EXCLUSIVE) && !(o->flags & LAB_OWNER_EXCLUSIVE))
 		return refuse(z, LAB_ENOTEXCL);
 	uint32_t pool = o->pool, K = 1u << order;
@@ -227,6 +237,16 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 
 	struct lab_ctx c;
 	lab_ctx_enter(z, &c);
+	/* pool was read outside: the owner may have been removed, and even added
+	 * again with other colours, its old pool slot rebuilt for another owner,
+	 * before this CPU entered (a CPU catching up with a pool's death on
+	 * entry would otherwise refill from the dying pool, or allocate from the
+	 * slot's new owner's colours).  Removal and addition both change what
+	 * this reads. */
+	if (lab_unlikely(ld_acquire(&o->state) != OWNER_ACTIVE || ld_relaxed(&o->incarn) != incarn)) {
+		lab_ctx_exit(&c);
+		return refuse(z, LAB_ENOOWNER);
+	}
 	if (o->quota) {
 		uint64_t held = atomic_fetch_add_explicit(&o->held_q, K, memory_order_relaxed);
 		if (held + K > o->quota) {
@@ -267,7 +287,10 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		 * (lab_plat_sync_cpus), then scans records: either it sees this
 		 * record, or we see DYING here and give the block back. */
 		atomic_signal_fence(memory_order_seq_cst);
-		if (lab_unlikely(ld_relaxed(&o->state) != OWNER_ACTIVE)) {
+		/* ... and a removal that finished meanwhile, the owner added again,
+		 * shows as another incarnation (the block was reclaimed: the CAS
+		 * below fails). */
+		if (lab_unlikely(ld_acquire(&o->state) != OWNER_ACTIVE || ld_relaxed(&o->incarn) != incarn)) {
 			uint32_t busy = rec_make(z, f, ST_BUSY, 0, c.id & 0xfffu);
 			if (atomic_compare_exchange_strong(rf, &head, busy)) {
 				for (uint32_t i = 1; i < K; i++)
@@ -336,7 +359,7 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 		/* Nested, slot-less or order > 0: under the pool lock, with the
 		 * generator taken first (lock order slow_lock -> pool lock). */
 		bool took;
-		if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, c->nested)) {
+		if (lab_ctx_rng_get(c, &took) && lock_get(&p->lock, c->id, lock_mode(c))) {
 			if (scrub)
 				lab_scrub_frames(c, f, K);
 			for (uint32_t i = 0; i < K; i++) /* bound K */
@@ -381,8 +404,14 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	if (pfn & (K - 1))
 		return refuse(z, LAB_EALIGN);
 	uint32_t f = (uint32_t)(pfn - z->base_pfn);
-	if ((uint64_t)f + K > z->nr_frames)
-		return refuse(z, LAB_ERANGE);
+	if ((uint64_t)f + K > z->nr_frames) {
+		/* The head is in the zone, the block would run past its end: no
+		 * block of this order was ever allocated there.  Say what the
+		 * head's record says (another order, owner, or not allocated). */
+		uint32_t v = lab_public(ld_acquire(rec_at(z, f)));
+		int rc = classify(z, f, v, owner, order);
+		return refuse(z, rc != LAB_OK ? rc : LAB_EORDER);
+	}
 
 	/* The state of the frame the caller names is the caller's to know:
 	 * its own block, or a refusal code. */

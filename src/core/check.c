@@ -355,6 +355,8 @@ int lab_frame_owner(const lab_zone_t *z, uint64_t pfn, lab_owner_t *owner, unsig
 		return LAB_ERANGE;
 	uint32_t f = (uint32_t)(pfn - z->base_pfn), v = ld_acquire(rec_at(z, f));
 	*owner = 0;
+	if (order)
+		*order = 0;
 	if (!rec_inpool(v) && (rec_state(v) == ST_ALLOC || rec_state(v) == ST_TAIL)) {
 		*owner = rec_id(v);
 		if (order)

@@ -27,7 +27,19 @@ void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c)
 		lab_pcp_pipe_reset(z, cpu);
 		lab_pcp_drain(z, cpu, c->id, true);
 	} else {
-		c->id = LAB_MAX_CPUS; /* one shared id for slot-less contexts */
+		/* No per-CPU slot, so no nesting depth either.  A platform id of
+		 * its own (a hosted thread's slot, a kernel's CPU id beyond
+		 * nr_cpus) stays the context's lock id: a call that interrupted
+		 * its own context inside the zone (a signal handler on a thread
+		 * beyond nr_cpus) then finds its id on the lock it needs and
+		 * fails (LAB_EBUSY) rather than wait for itself, as it did until
+		 * 2026-11-28.  LAB_MAX_CPUS and above: one shared id, which
+		 * cannot tell itself from another context. */
+		if (c->id < LAB_MAX_CPUS) {
+			c->self_ids = true;
+		} else {
+			c->id = LAB_MAX_CPUS;
+		}
 		atomic_fetch_add_explicit(&z->slow_st.v[LS_SLOTLESS], 1, memory_order_relaxed);
 	}
 }
@@ -81,7 +93,7 @@ bool lab_ctx_rng_get(struct lab_ctx *c, bool *took)
 	*took = false;
 	if (c->rng)
 		return true;
-	if (!lock_get(&c->z->slow_lock, c->id, c->nested))
+	if (!lock_get(&c->z->slow_lock, c->id, lock_mode(c)))
 		return false;
 	c->rng = &c->z->slow_rng;
 	c->slow_locked = true;
@@ -302,7 +314,7 @@ bool lab_free_insert_at(struct lab_ctx *c, uint32_t pool, uint32_t f, lab_a32 *r
 	bool took;
 	if (!lab_ctx_rng_get(c, &took))
 		return false;
-	ok = lock_get(&p->lock, c->id, c->nested);
+	ok = lock_get(&p->lock, c->id, lock_mode(c));
 	if (ok) {
 		ok = lab_pool_insert_locked(z, pool, c->id, c->nested, f, lab_rng_u64(c->rng));
 		lock_put(&p->lock);
@@ -315,6 +327,8 @@ bool lab_free_insert_at(struct lab_ctx *c, uint32_t pool, uint32_t f, lab_a32 *r
 bool lab_nested_queue(struct lab_ctx *c, uint32_t f)
 {
 	struct lab_cpu *cpu = c->cpu;
+	if (!cpu)
+		return false; /* slot-less: no queue */
 	for (;;) {
 		uint32_t n = ld_relaxed(&cpu->nested_count);
 		if (n >= LAB_NESTED_CAP)

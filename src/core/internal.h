@@ -278,6 +278,9 @@ struct lab_owner {
 	_Atomic int64_t held_slow; /* held changes made outside per-CPU counters */
 	uint64_t cursor;
 	uint32_t alin;    /* rec_lin(ST_ALLOC, 0, this id): fixed at zone init */
+	lab_a32 incarn;   /* bumped by each lab_owner_add of this id: a call that
+	                     read the owner before entering tells a removal and
+	                     re-addition meanwhile from no change (lab_alloc) */
 };
 
 /* Each owner and each pool on lines of its own: an owner with a quota writes
@@ -579,16 +582,25 @@ static inline bool lock_try(lab_a32 *l, uint32_t me)
 	return atomic_compare_exchange_strong_explicit(l, &zero, me + 1, memory_order_acquire,
 	                                               memory_order_relaxed);
 }
-/* Returns false only when nested and the lock is ours or will not come free
- * within LAB_NESTED_SPINS. */
-static inline bool lock_get(lab_a32 *l, uint32_t me, bool nested)
+/* How lock_get waits: LOCK_WAIT until the lock is free (the callers that
+ * ignore its result pass this); LOCK_NESTED, a nested call: never for a lock
+ * its own id holds, at most LAB_NESTED_SPINS for another's; LOCK_SELF, a
+ * slot-less context with an id of its own (lab_ctx_enter_rare): which
+ * cannot know whether it interrupted itself, so never for a lock its id
+ * holds, as long as needed for another's. */
+enum { LOCK_WAIT = 0, LOCK_NESTED = 1, LOCK_SELF = 2 };
+/* Returns false only when mode is not LOCK_WAIT and the lock is ours, or
+ * (LOCK_NESTED) will not come free within LAB_NESTED_SPINS. */
+static inline bool lock_get(lab_a32 *l, uint32_t me, int mode)
 {
 	uint32_t spins = 0;
 	for (;;) {
 		if (lock_try(l, me))
 			return true;
 		uint32_t h = ld_relaxed(l);
-		if (nested && (h == me + 1 || ++spins > LAB_NESTED_SPINS))
+		if (mode != LOCK_WAIT && h == me + 1)
+			return false;
+		if (mode == LOCK_NESTED && ++spins > LAB_NESTED_SPINS)
 			return false;
 		lab_plat_relax();
 	}
@@ -605,6 +617,7 @@ struct lab_ctx {
 	struct lab_cpu *cpu; /* NULL: no per-CPU slot (shared path)       */
 	uint32_t id;         /* CPU id (for lock words)                   */
 	bool nested;         /* this CPU was already inside the zone      */
+	bool self_ids;       /* slot-less with an id of its own: LOCK_SELF */
 	unsigned long irq;
 	struct lab_rng *rng; /* cpu->rng, or the zone's slow_rng (locked) */
 	bool slow_locked;
@@ -622,6 +635,7 @@ static inline void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 	c->irq = lab_plat_irq_save();
 	c->id = lab_plat_cpu();
 	c->nested = false;
+	c->self_ids = false;
 	c->slow_locked = false;
 	c->cpu = NULL;
 	c->rng = NULL;
@@ -642,6 +656,12 @@ static inline void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 	} else {
 		lab_ctx_enter_rare(z, c);
 	}
+}
+
+/* How this context waits for a lock whose failure it handles (lock_get). */
+static inline int lock_mode(const struct lab_ctx *c)
+{
+	return c->nested ? LOCK_NESTED : c->self_ids ? LOCK_SELF : LOCK_WAIT;
 }
 
 /* Finish frees queued by nested calls, then leave. */

@@ -82,6 +82,7 @@ static int add_locked(struct lab_zone *z, uint32_t id, const struct lab_owner_cf
 	o->cursor = 0;
 	st_relaxed(&o->held_q, 0);
 	atomic_store_explicit(&o->held_slow, -held_percpu(z, id), memory_order_relaxed);
+	st_release(&o->incarn, ld_relaxed(&o->incarn) + 1); /* after the fields: lab_alloc */
 	st_release(&o->state, OWNER_ACTIVE);
 	return LAB_OK;
 }

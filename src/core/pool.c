@@ -531,6 +531,16 @@ void lab_pool_build(struct lab_zone *z, uint32_t pool, uint64_t mask, uint32_t f
 		} else if (nc == C) {
 			grp = 1;
 		}
+		/* Keep the groups with an aligned block inside the zone: an order
+		 * the zone can never hold (smaller than the block, or a base that
+		 * leaves no aligned one) is refused, LAB_ECOLOUR, not "retry". */
+		uint64_t K = 1ull << k, unit = K <= C ? C : K;
+		for (uint64_t m = grp; m; m &= m - 1) { /* bound: 64 */
+			uint64_t off = K <= C ? (uint64_t)__builtin_ctzll(m) * K : 0;
+			uint64_t first = z->base_pfn <= off ? off : (z->base_pfn - off + unit - 1) / unit * unit + off;
+			if (first + K > z->base_pfn + z->nr_frames)
+				grp &= ~(m & -m);
+		}
 		p->grp[k] = grp;
 	}
 

@@ -133,6 +133,12 @@ void lab_zone_cfg_default(struct lab_zone_cfg *cfg, uint64_t base_pfn, uint64_t 
 	cfg->reserve_permille = 15;
 }
 
+int lab_zone_cfg_check(const struct lab_zone_cfg *cfg)
+{
+	struct layout l;
+	return layout_of(cfg, &l);
+}
+
 size_t lab_zone_meta_size(const struct lab_zone_cfg *cfg)
 {
 	struct layout l;

@@ -108,6 +108,14 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 	lab_hosted_geometry(&g);
 	hz->nr_frames = o->bytes / 4096;
 	hz->colours = o->colours ? o->colours : g.colours;
+	/* Refuse a bad configuration with lab_zone_init's own code before
+	 * mapping (and faulting in) the arena: the direct map is not known
+	 * yet, so any aligned address stands in for it. */
+	hosted_cfg(o, hz, &g, &cfg);
+	cfg.dmap_base = (void *)(uintptr_t)4096;
+	int rc = lab_zone_cfg_check(&cfg);
+	if (rc != LAB_OK)
+		return rc;
 	hz->arena_bytes = (size_t)(((hz->nr_frames * 4096) + HUGE - 1) & ~(HUGE - 1));
 	hz->arena = map_aligned(hz->arena_bytes, o->no_touch);
 	if (!hz->arena) {
@@ -148,9 +156,10 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 
 	hosted_cfg(o, hz, &g, &cfg);
 	size_t need = lab_zone_meta_size(&cfg);
-	if (!need) {
+	if (!need) { /* the real PFNs or direct map: lab_zone_init's reason */
+		rc = lab_zone_cfg_check(&cfg);
 		lab_hosted_zone_destroy(hz);
-		return LAB_EGEOMETRY;
+		return rc;
 	}
 	/* Metadata on 2 MiB pages too: the order-0 paths touch random records
 	 * and slots, and with 4 KiB pages how many distinct pages they touch
@@ -173,7 +182,7 @@ int lab_hosted_zone_create(const struct lab_hosted_opts *o, struct lab_hosted_zo
 	memset(hz->meta, 0, hz->meta_bytes);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = lab_zone_init(&hz->zone, hz->meta, hz->meta_bytes, &cfg);
+	rc = lab_zone_init(&hz->zone, hz->meta, hz->meta_bytes, &cfg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	hz->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	if (rc != LAB_OK) {
@@ -195,12 +204,14 @@ int lab_hosted_zone_reinit(struct lab_hosted_zone *hz, const struct lab_hosted_o
 		return LAB_EINVAL;
 	lab_hosted_geometry(&g);
 	hosted_cfg(o, hz, &g, &cfg);
-	size_t need = lab_zone_meta_size(&cfg);
-	if (!need || need > hz->meta_bytes)
+	int rc = lab_zone_cfg_check(&cfg);
+	if (rc != LAB_OK)
+		return rc; /* lab_zone_init's own refusal, before anything changed */
+	if (lab_zone_meta_size(&cfg) > hz->meta_bytes)
 		return LAB_EGEOMETRY; /* more CPUs or owners than the metadata was sized for */
 	lab_hosted_track(hz->zone, false);
 	lab_zone_t *z = NULL;
-	int rc = lab_zone_init(&z, hz->meta, hz->meta_bytes, &cfg);
+	rc = lab_zone_init(&z, hz->meta, hz->meta_bytes, &cfg);
 	if (rc != LAB_OK) /* refused before writing anything: the old zone stands */
 		z = hz->zone;
 	hz->zone = z;
