@@ -239,11 +239,15 @@ LAB_API int lab_alloc(lab_zone_t *zone, lab_owner_t owner, unsigned order, unsig
                       uint64_t *pfn);
 
 /* Return the block at pfn, of the given order, held by owner.  Refused with no
- * change: LAB_ERANGE (pfn outside the zone), LAB_EALIGN, LAB_EORDER (not the
+ * change: LAB_EINVAL (bad zone), LAB_ERANGE (pfn outside the zone), LAB_EALIGN, LAB_EORDER (not the
  * allocated order; a block that would run past the zone's end is refused
  * for what its first frame is), LAB_EOWNER (another owner's), LAB_EFREE (not allocated:
  * double free or never allocated), LAB_EINTERIOR (inside a larger block),
- * LAB_ENOOWNER.  The frames are zeroed before another owner can get them.
+ * LAB_ENOOWNER (also when the owner was removed and added again since the
+ * block was allocated: it is no longer the caller's), and LAB_EBUSY, as for
+ * lab_alloc, when the call interrupted its own CPU (or thread) inside the
+ * zone and could only free by waiting for that code: the block is still
+ * the caller's.  The frames are zeroed before another owner can get them.
  * Context: any; never sleeps.  Cost: O(2^order) plus the scrub (4 KiB zeroing
  * per frame when the pool is shared and scrub is synchronous). */
 LAB_API int lab_free(lab_zone_t *zone, lab_owner_t owner, uint64_t pfn, unsigned order);
@@ -326,6 +330,13 @@ struct lab_owner_stats {
 	bool exclusive;
 };
 LAB_API int lab_owner_stats(const lab_zone_t *zone, lab_owner_t owner, struct lab_owner_stats *st);
+
+/* How many times id has been added to the zone (0: never, or a bad zone or
+ * id).  A caller that holds on to a refused free to retry it later (the
+ * Linux layer's parked frees) compares it before the retry: once the owner
+ * was removed, its blocks were reclaimed, and a block with the same number
+ * may be a re-added owner's.  Context: any.  Cost: O(1). */
+LAB_API uint32_t lab_owner_incarnation(const lab_zone_t *zone, lab_owner_t owner);
 
 /* Walk every invariant: each frame record is well formed and its keyed check
  * value matches, every free frame is in exactly one free structure (pool array

@@ -22,17 +22,53 @@
 
 unsigned long __real_lab_plat_irq_save(void);
 unsigned long __wrap_lab_plat_irq_save(void);
+void __real_lab_rng_refill(struct lab_rng *r);
+void __wrap_lab_rng_refill(struct lab_rng *r);
+void __real_lab_plat_relax(void);
+void __wrap_lab_plat_relax(void);
 
-static _Atomic int armed;
+/* Where the armed thread parks: the start of a call (lab_plat_irq_save), a
+ * draw that refills the generator (inside an exchange, after its checks),
+ * or a lock wait (lab_plat_relax). */
+enum { PARK_NONE, PARK_ENTRY, PARK_DRAW, PARK_LOCK_WAIT };
+static _Atomic int armed; /* PARK_*: for the thread whose parker is set */
+static __thread bool parker;
 static sem_t parked, resume;
+
+static void park_if(int where)
+{
+	if (parker && atomic_load_explicit(&armed, memory_order_relaxed) == where) {
+		int w = where;
+		if (atomic_compare_exchange_strong(&armed, &w, PARK_NONE)) {
+			sem_post(&parked);
+			sem_wait(&resume);
+		}
+	}
+}
 
 unsigned long __wrap_lab_plat_irq_save(void)
 {
-	if (atomic_load_explicit(&armed, memory_order_relaxed) && atomic_exchange(&armed, 0)) {
-		sem_post(&parked);
-		sem_wait(&resume);
-	}
+	park_if(PARK_ENTRY);
 	return __real_lab_plat_irq_save();
+}
+
+void __wrap_lab_rng_refill(struct lab_rng *r)
+{
+	park_if(PARK_DRAW);
+	__real_lab_rng_refill(r);
+}
+
+void __wrap_lab_plat_relax(void)
+{
+	park_if(PARK_LOCK_WAIT);
+	__real_lab_plat_relax();
+}
+
+/* Arm a park point for this thread's next pass there. */
+static void arm(int where)
+{
+	parker = true;
+	atomic_store(&armed, where);
 }
 
 static lab_zone_t *rz;
@@ -83,7 +119,7 @@ TEST(race_alloc_after_pool_death_caches_nothing)
 	pthread_t th;
 	ASSERT_EQ(pthread_create(&th, NULL, remove_owner1, NULL), 0);
 	uint64_t pfn;
-	atomic_store(&armed, 1);
+	arm(PARK_ENTRY);
 	int rc = lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn);
 	EXPECT_EQ(rc, LAB_ENOOWNER);
 	struct lab_cpu *cpu = cpu_at(t.z, lab_plat_cpu());
@@ -130,7 +166,7 @@ TEST(race_alloc_owner_removed_and_added_again)
 	pthread_t th;
 	ASSERT_EQ(pthread_create(&th, NULL, readd_owner1, NULL), 0);
 	uint64_t pfn = 0;
-	atomic_store(&armed, 1);
+	arm(PARK_ENTRY);
 	int rc = lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn);
 	pthread_join(th, NULL);
 	ASSERT_EQ(remover_rc, LAB_OK);
@@ -144,6 +180,184 @@ TEST(race_alloc_owner_removed_and_added_again)
 	} else {
 		EXPECT_EQ(rc, LAB_ENOOWNER);
 	}
+	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* Owner 1's removal until its pool's walk (pool_home) has begun, or, with
+ * walk_done, finished; then, after `step`, to the end. */
+static bool walk_done;
+static void *remove_owner1_to_walk(void *arg)
+{
+	(void)arg;
+	struct lab_pool *p = &rz->pools[pool1];
+	sem_wait(&parked);
+	int rc, k = 0;
+	do
+		rc = lab_owner_remove(rz, 1, 1u << 20);
+	while (rc == LAB_EAGAIN && owner_at(rz, 1)->phase != (walk_done ? 4u : 3u) && ++k < 16);
+	if (!walk_done) /* the walk begun: one more call runs it as far as it goes */
+		rc = lab_owner_remove(rz, 1, 1u << 20);
+	(void)p;
+	sem_post(&resume);
+	sem_wait(&step);
+	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
+		usleep(100);
+	remover_rc = rc;
+	return NULL;
+}
+
+/* After the pool died and its walk ran: nothing of it cached here, the
+ * removal finished, and a new owner of the colour gets every frame. */
+static void expect_pool_whole(struct tzone *t)
+{
+	struct lab_cpu *cpu = cpu_at(t->z, lab_plat_cpu());
+	EXPECT_EQ(ld_relaxed(&cpu_pcp(t->z, cpu, pool1)->count), 0);
+	sem_post(&step);
+	uint64_t pfn;
+	for (int i = 0; i < 20000; i++)
+		if (lab_alloc(t->z, 2, 0, LAB_NOWAIT, &pfn) == LAB_OK)
+			lab_free(t->z, 2, pfn, 0);
+	struct timespec ts = {0, 1000000};
+	for (int i = 0; i < 2000 && !remover_rc; i++)
+		nanosleep(&ts, NULL);
+	EXPECT_EQ(lab_cpu_drain(t->z), LAB_OK);
+	EXPECT_EQ(lab_check(t->z), LAB_OK);
+	tz_owner(t, 3, 0x1, 0, true);
+	int n = 0;
+	while (lab_alloc(t->z, 3, 0, LAB_ATOMIC, &pfn) == LAB_OK)
+		n++;
+	EXPECT_EQ(n, 1024); /* the colour's every frame */
+	EXPECT_EQ(lab_check(t->z), LAB_OK);
+}
+
+/* A free passed its pool's ACTIVE check, then was preempted inside its
+ * exchange while the removal's walk (pool_home) ran past the frame the
+ * exchange then moved into this CPU's cache.  Until the fix the frame
+ * stayed there after the pool was dissolved: lab_check failed, and the
+ * colour's next owner got 1023 of 1024 frames. */
+TEST(race_free_exchange_after_removal_walk)
+{
+	struct tzone t = two_owners(76);
+	pool1 = owner_at(t.z, 1)->pool;
+	sem_init(&step, 0, 0);
+	remover_rc = 0;
+	walk_done = false;
+	static uint64_t held[300];
+	int n = 0;
+	for (int i = 0; i < 300; i++)
+		if (lab_alloc(t.z, 1, 0, LAB_NOWAIT, &held[n]) == LAB_OK)
+			n++;
+	int hi = 0; /* the frame the walk reaches last */
+	for (int i = 1; i < n; i++)
+		if (held[i] > held[hi])
+			hi = i;
+	ASSERT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, remove_owner1_to_walk, NULL), 0);
+	cpu_at(t.z, lab_plat_cpu())->rng.idx = LAB_RNG_WORDS; /* the next draw refills */
+	arm(PARK_DRAW);
+	int rc = lab_free(t.z, 1, held[hi], 0);
+	EXPECT_EQ(rc, LAB_OK);
+	expect_pool_whole(&t);
+	pthread_join(th, NULL);
+	EXPECT_EQ(remover_rc, LAB_OK);
+	tz_free(&t);
+}
+
+/* An alloc passed its owner checks inside the zone, then its refill waited
+ * for the pool lock while the removal ran through its walk.  Until the fix
+ * the refill then took 4 frames of the dying pool into this CPU's cache,
+ * where they outlived the pool. */
+static void *hold_lock_then_remove(void *arg)
+{
+	struct lab_pool *p = &rz->pools[pool1];
+	uint32_t me = lab_plat_cpu();
+	while (!lock_try(&p->lock, me)) /* another CPU's short critical section */
+		;
+	sem_post(&step);
+	sem_wait(&parked); /* the refill waits for it */
+	lock_put(&p->lock);
+	int rc, k = 0;
+	do
+		rc = lab_owner_remove(rz, 1, 1u << 20);
+	while (rc == LAB_EAGAIN && owner_at(rz, 1)->phase != 4 && ++k < 16);
+	sem_post(&resume);
+	sem_wait(&step);
+	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
+		usleep(100);
+	remover_rc = rc;
+	(void)arg;
+	return NULL;
+}
+
+TEST(race_refill_after_removal_walk)
+{
+	struct tzone t = two_owners(77);
+	pool1 = owner_at(t.z, 1)->pool;
+	sem_init(&step, 0, 0);
+	remover_rc = 0;
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_then_remove, NULL), 0);
+	sem_wait(&step); /* the other thread holds the pool lock */
+	arm(PARK_LOCK_WAIT);
+	uint64_t pfn;
+	int rc = lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn);
+	EXPECT_TRUE(rc == LAB_ENOMEM || rc == LAB_ENOOWNER);
+	expect_pool_whole(&t);
+	pthread_join(th, NULL);
+	EXPECT_EQ(remover_rc, LAB_OK);
+	tz_free(&t);
+}
+
+/* A free checked its block, then sat parked while owner 1 was removed (its
+ * block reclaimed) and added again, and the new owner 1 was handed the same
+ * frame: the records are alike.  Until the fix the stale free freed the new
+ * owner's block. */
+static uint64_t stale_pfn;
+static void *readd_and_take(void *arg)
+{
+	(void)arg;
+	sem_wait(&parked);
+	int rc, k = 0;
+	while ((rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
+		;
+	remover_rc = rc;
+	struct lab_owner_cfg oc = {.colours = 0x1};
+	if (lab_owner_add(rz, 1, &oc) != LAB_OK)
+		remover_rc = -100;
+	uint64_t x = 0;
+	while (lab_alloc(rz, 1, 0, LAB_ATOMIC, &x) == LAB_OK && x != stale_pfn)
+		;
+	if (x != stale_pfn)
+		remover_rc = -101;
+	sem_post(&resume);
+	return NULL;
+}
+
+TEST(race_stale_free_after_owner_added_again)
+{
+	struct tzone t = tz_make(4096, 4, 4, 0, 78);
+	tz_owner(&t, 1, 0x1, 0, false);
+	tz_owner(&t, 2, 0x1, 0, false); /* keeps the pool alive */
+	rz = t.z;
+	sem_init(&parked, 0, 0);
+	sem_init(&resume, 0, 0);
+	ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &stale_pfn), LAB_OK);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, readd_and_take, NULL), 0);
+	arm(PARK_ENTRY);
+	int rc = lab_free(t.z, 1, stale_pfn, 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ(remover_rc, LAB_OK);
+	EXPECT_EQ(rc, LAB_ENOOWNER);
+	lab_owner_t who = 0;
+	EXPECT_EQ(lab_frame_owner(t.z, stale_pfn, &who, NULL), LAB_OK);
+	EXPECT_EQ(who, 1); /* still the new owner 1's */
+	EXPECT_EQ(lab_free(t.z, 1, stale_pfn, 0), LAB_OK);
+	EXPECT_EQ(lab_owner_incarnation(t.z, 1), 2);
+	EXPECT_EQ(lab_owner_incarnation(t.z, 3), 0);
 	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
@@ -293,9 +507,9 @@ TEST(race_slotless_thread_interrupting_itself)
  * ring.  Until the fix a nested scrub queued more frames for the outer call
  * than its queue holds and panicked ("dirty frame lost"), and its table
  * walk left frames clean outside their live pool, lost to it. */
-TEST(race_scrub_interrupting_its_cpu)
+static void scrub_storm_rings(unsigned cpus, uint8_t seed)
 {
-	struct tzone t = tz_make(1u << 14, 4, 4, LAB_ZONE_DEFERRED_SCRUB, 74);
+	struct tzone t = tz_make(1u << 14, 4, cpus, LAB_ZONE_DEFERRED_SCRUB, seed);
 	tz_owner(&t, 1, 0x3, 0, false);
 	sz = t.z;
 	atomic_store(&sig_scrubs, 0);
@@ -318,15 +532,28 @@ TEST(race_scrub_interrupting_its_cpu)
 	tz_free(&t);
 }
 
+TEST(race_scrub_interrupting_its_cpu)
+{
+	scrub_storm_rings(4, 74);
+}
+
+/* The same on a thread beyond nr_cpus: its nesting depth is its id's
+ * (slotless_depth); with one lock id per thread and no depth, the nested
+ * scrub panicked (a review of the first fix, 2026-11-28). */
+TEST(race_scrub_interrupting_a_slotless_thread)
+{
+	scrub_storm_rings(1, 79);
+}
+
 /* The same for a zone that starts dirty: the handler's scrub would walk the
  * frame table while the worker holds its pool's lock. */
-TEST(race_scrub_walk_interrupting_its_cpu)
+static void scrub_storm_walk(unsigned cpus, uint8_t seed)
 {
 	struct lab_zone_cfg cfg;
 	lab_zone_cfg_default(&cfg, 0, 1u << 17, NULL);
 	cfg.nr_colours = 4;
-	cfg.nr_cpus = 4;
-	struct tzone t = tz_make_cfg(&cfg, 75); /* not ZEROED: every frame dirty */
+	cfg.nr_cpus = cpus;
+	struct tzone t = tz_make_cfg(&cfg, seed); /* not ZEROED: every frame dirty */
 	tz_owner(&t, 1, 0x3, 0, false);
 	sz = t.z;
 	ASSERT_TRUE(lab_scrub(t.z, 256, NULL) == LAB_EAGAIN); /* a few clean frames to start */
@@ -348,6 +575,92 @@ TEST(race_scrub_walk_interrupting_its_cpu)
 	EXPECT_EQ(lab_stats(t.z, &st), LAB_OK);
 	EXPECT_EQ(st.nr_dirty, 0);
 	EXPECT_EQ(st.nr_free, (1u << 17) / 2); /* colours 0 and 1: every frame in the pool */
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+TEST(race_scrub_walk_interrupting_its_cpu)
+{
+	scrub_storm_walk(4, 75);
+}
+
+TEST(race_scrub_walk_interrupting_a_slotless_thread)
+{
+	scrub_storm_walk(1, 80);
+}
+
+/* A thread's calls from a pthread key destructor that runs after the hosted
+ * platform gave its CPU slot back (keys made later run later) used the slot
+ * a new thread had just taken: two threads on one per-CPU cache ("corrupt
+ * per-CPU cache", until 2026-11-28).  They now take the shared slot-less id. */
+static pthread_key_t late_key;
+static sem_t b_has_slot, a_in_dtor;
+static unsigned a_late_id;
+static _Atomic uint64_t late_fails;
+
+static void churn(lab_owner_t who)
+{
+	uint64_t pf[8];
+	for (int it = 0; it < 20000; it++) {
+		int n = 0;
+		for (int i = 0; i < 8; i++)
+			if (lab_alloc(sz, who, 0, LAB_NOWAIT, &pf[n]) == LAB_OK)
+				n++;
+		for (int i = 0; i < n; i++)
+			if (lab_free(sz, who, pf[i], 0) != LAB_OK)
+				atomic_fetch_add(&late_fails, 1);
+	}
+}
+
+static void late_dtor(void *v)
+{
+	(void)v;
+	sem_post(&a_in_dtor);
+	sem_wait(&b_has_slot);
+	a_late_id = lab_plat_cpu();
+	churn(1);
+}
+
+static void *late_thread_a(void *x)
+{
+	(void)x;
+	uint64_t pf;
+	if (lab_alloc(sz, 1, 0, LAB_NOWAIT, &pf) == LAB_OK) /* takes a slot */
+		lab_free(sz, 1, pf, 0);
+	pthread_setspecific(late_key, (void *)1);
+	return NULL;
+}
+
+static void *late_thread_b(void *x)
+{
+	(void)x;
+	uint64_t pf;
+	if (lab_alloc(sz, 2, 0, LAB_NOWAIT, &pf) == LAB_OK) /* takes A's old slot */
+		lab_free(sz, 2, pf, 0);
+	sem_post(&b_has_slot);
+	churn(2);
+	return NULL;
+}
+
+TEST(hosted_thread_exit_gives_up_its_slot)
+{
+	struct tzone t = tz_make(4096, 4, 8, LAB_ZONE_NO_SCRUB, 81);
+	tz_owner(&t, 1, 0x1, 0, false);
+	tz_owner(&t, 2, 0x1, 0, false);
+	sz = t.z;
+	sem_init(&b_has_slot, 0, 0);
+	sem_init(&a_in_dtor, 0, 0);
+	atomic_store(&late_fails, 0);
+	ASSERT_EQ(pthread_key_create(&late_key, late_dtor), 0);
+	pthread_t a, b;
+	ASSERT_EQ(pthread_create(&a, NULL, late_thread_a, NULL), 0);
+	sem_wait(&a_in_dtor); /* A's slot is given back */
+	ASSERT_EQ(pthread_create(&b, NULL, late_thread_b, NULL), 0);
+	pthread_join(b, NULL);
+	pthread_join(a, NULL);
+	pthread_key_delete(late_key);
+	EXPECT_EQ(a_late_id, LAB_MAX_CPUS);
+	EXPECT_EQ(atomic_load(&late_fails), 0);
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }

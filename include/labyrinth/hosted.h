@@ -73,8 +73,11 @@ struct lab_hosted_zone {
  * is a thread slot: a thread takes one at its first call into labyrinth and
  * gives it back when it exits.  Threads beyond the zone's nr_cpus still work,
  * through the shared slot-less path (no per-CPU cache, a lock per call):
- * correct, but that is the path interrupts take, not the fast one.  A pool of
- * more threads than this needs nr_cpus set. */
+ * correct, but that is the path interrupts take, not the fast one.  A signal
+ * handler on such a thread that calls into the zone while the thread is
+ * inside it gets LAB_EBUSY where it needs a lock the interrupted call holds
+ * (a thread with a slot: the same, as a nested call).  A pool of more
+ * threads than this needs nr_cpus set. */
 LAB_API unsigned lab_hosted_default_cpus(const struct lab_geometry *g);
 
 /* Create a zone over fresh anonymous memory.  Returns LAB_OK, LAB_EINVAL

@@ -34,6 +34,7 @@ static struct {
 	lab_zone_t *zone;
 	uint64_t pfn;
 	lab_owner_t owner;
+	uint32_t incarnation; /* of the owner, when its free was refused */
 	unsigned order;
 } park[PARK_SLOTS];
 static _Atomic unsigned parked_now;
@@ -152,7 +153,7 @@ static void freed(lab_zone_t *z)
 	}
 }
 
-static bool park_free(lab_zone_t *z, uint64_t pfn, lab_owner_t owner, unsigned order)
+static bool park_free(lab_zone_t *z, uint64_t pfn, lab_owner_t owner, uint32_t incarnation, unsigned order)
 {
 	for (unsigned i = 0; i < PARK_SLOTS; i++) { /* bound: PARK_SLOTS */
 		unsigned s = P_EMPTY;
@@ -160,6 +161,7 @@ static bool park_free(lab_zone_t *z, uint64_t pfn, lab_owner_t owner, unsigned o
 			park[i].zone = z;
 			park[i].pfn = pfn;
 			park[i].owner = owner;
+			park[i].incarnation = incarnation;
 			park[i].order = order;
 			atomic_fetch_add(&parked_now, 1);
 			atomic_fetch_add_explicit(&nr_parked, 1, memory_order_relaxed);
@@ -178,7 +180,12 @@ unsigned lab_linux_flush(void)
 		unsigned s = P_FULL;
 		if (!atomic_compare_exchange_strong(&park[i].state, &s, P_RETRYING))
 			continue;
-		int rc = lab_free(park[i].zone, park[i].owner, park[i].pfn, park[i].order);
+		/* An owner removed since (and maybe added again) had its blocks
+		 * reclaimed: this one is no longer its caller's to free, and may
+		 * be the new owner's (freed here until 2026-11-28). */
+		int rc = lab_owner_incarnation(park[i].zone, park[i].owner) == park[i].incarnation
+		                 ? lab_free(park[i].zone, park[i].owner, park[i].pfn, park[i].order)
+		                 : LAB_ENOOWNER;
 		if (rc == LAB_EBUSY) { /* still nested: the next call will try again */
 			atomic_store_explicit(&park[i].state, P_FULL, memory_order_release);
 			continue;
@@ -210,8 +217,11 @@ int lab_linux_free(lab_owner_t owner, const void *addr, unsigned order)
 		}
 	}
 	if (rc == LAB_OK) {
+		/* Read before the free: a parked free must not outlive the owner
+		 * it was made for (lab_linux_flush). */
+		uint32_t inc = lab_owner_incarnation(z, owner);
 		rc = lab_free(z, owner, pfn, order);
-		if (rc == LAB_EBUSY && park_free(z, pfn, owner, order))
+		if (rc == LAB_EBUSY && park_free(z, pfn, owner, inc, order))
 			return LAB_EBUSY; /* parked: finished by a later call */
 	}
 	if (rc != LAB_OK) {

@@ -207,6 +207,18 @@ static void give_back(struct lab_ctx *c, uint32_t pool, uint32_t f, uint32_t K)
 		return;
 	}
 	lab_ctx_rng_put(c, took);
+	/* A slot-less context has no queue.  It lacks the generator only when
+	 * the code it interrupted holds it; the pool lock that code cannot
+	 * hold (this call took it to take the block).  The frames go to G's
+	 * tail without a draw, as a spill's do: each was a uniform sample. */
+	if (!c->cpu && lock_get(&p->lock, c->id, lock_mode(c))) {
+		for (uint32_t i = 0; i < K; i++) { /* bound K */
+			uint32_t fr = f + i;
+			lab_pool_append_locked(c->z, pool, &fr, NULL, 1);
+		}
+		lock_put(&p->lock);
+		return;
+	}
 	for (uint32_t i = 0; i < K; i++)
 		if (!lab_nested_queue(c, f + i))
 			lab_plat_panic("labyrinth: cannot return a frame from a nested call");
@@ -398,7 +410,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	struct lab_owner *o = live_owner(z, owner);
 	if (!o)
 		return refuse(z, LAB_ENOOWNER);
-	uint32_t K = 1u << order;
+	uint32_t incarn = ld_acquire(&o->incarn), K = 1u << order;
 	if (pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
 		return refuse(z, LAB_ERANGE);
 	if (pfn & (K - 1))
@@ -433,6 +445,15 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 		lab_ctx_exit(&c);
 		rc = classify(z, f, v, owner, order);
 		return refuse(z, rc != LAB_OK ? rc : LAB_EFREE);
+	}
+	/* The record names the owner by id only: if the owner was removed and
+	 * added again since this call checked it, the block is the new
+	 * owner's (the removal reclaimed the old one's), not the caller's.
+	 * Put it back (until 2026-11-28 a stale free freed it). */
+	if (lab_unlikely(ld_relaxed(&o->incarn) != incarn)) {
+		st_release(rf, v);
+		lab_ctx_exit(&c);
+		return refuse(z, LAB_ENOOWNER);
 	}
 	/* The head is ours now, and only the head's holder changes the tails:
 	 * a tail that disagrees is corrupt, not a race. */

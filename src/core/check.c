@@ -325,6 +325,13 @@ int lab_stats(const lab_zone_t *z, struct lab_stats *st)
 	return LAB_OK;
 }
 
+uint32_t lab_owner_incarnation(const lab_zone_t *z, lab_owner_t id)
+{
+	if (!z || z->magic != LAB_ZONE_MAGIC || id == 0 || id > z->max_owners)
+		return 0;
+	return ld_acquire(&z->owners[id].incarn);
+}
+
 int lab_owner_stats(const lab_zone_t *z, lab_owner_t id, struct lab_owner_stats *st)
 {
 	if (!z || z->magic != LAB_ZONE_MAGIC || !st)

@@ -27,16 +27,22 @@ void lab_ctx_enter_rare(struct lab_zone *z, struct lab_ctx *c)
 		lab_pcp_pipe_reset(z, cpu);
 		lab_pcp_drain(z, cpu, c->id, true);
 	} else {
-		/* No per-CPU slot, so no nesting depth either.  A platform id of
-		 * its own (a hosted thread's slot, a kernel's CPU id beyond
-		 * nr_cpus) stays the context's lock id: a call that interrupted
-		 * its own context inside the zone (a signal handler on a thread
-		 * beyond nr_cpus) then finds its id on the lock it needs and
-		 * fails (LAB_EBUSY) rather than wait for itself, as it did until
-		 * 2026-11-28.  LAB_MAX_CPUS and above: one shared id, which
-		 * cannot tell itself from another context. */
+		/* No per-CPU slot.  A platform id of its own (a hosted thread's
+		 * slot, a kernel's CPU id beyond nr_cpus) stays the context's lock
+		 * id and has a nesting depth, so a call that interrupted its own
+		 * context inside the zone (a signal handler on a thread beyond
+		 * nr_cpus) is nested and never waits for the code it interrupted:
+		 * until 2026-11-28 every slot-less context shared one id, and
+		 * such a handler waited for ever.  LAB_MAX_CPUS and above: the
+		 * one shared id, no depth. */
 		if (c->id < LAB_MAX_CPUS) {
-			c->self_ids = true;
+			uint8_t depth = ld_relaxed(&z->slotless_depth[c->id]);
+			st_relaxed(&z->slotless_depth[c->id], (uint8_t)(depth + 1));
+			atomic_signal_fence(memory_order_seq_cst);
+			c->slotless_own = true;
+			c->nested = depth != 0;
+			if (c->nested)
+				atomic_fetch_add_explicit(&z->slow_st.v[LS_NESTED], 1, memory_order_relaxed);
 		} else {
 			c->id = LAB_MAX_CPUS;
 		}
@@ -205,7 +211,13 @@ int lab_pcp_refill(struct lab_ctx *c, uint32_t pool)
 	 * until the slots were scattered, cost 4 slot addresses and loads per
 	 * refill: without it a refill's p90 and p99 in a run of 64 Ki
 	 * allocations were 21 TSC cycles lower (three interleaved runs). */
-	lock_get(&p->lock, c->id, false);
+	lock_get(&p->lock, c->id, LOCK_WAIT);
+	/* A pool that began to die takes no frames into caches: the removal's
+	 * walk (pool_home, under this lock) may have passed them already. */
+	if (lab_unlikely(ld_relaxed(&p->state) != POOL_ACTIVE)) {
+		lock_put(&p->lock);
+		return LAB_ENOMEM;
+	}
 	uint32_t k = lab_pool_pop_hinted(z, pool, c->id, pcp, got, gri, want);
 	lock_put(&p->lock);
 	/* If allocations go on, the next refills take G's new tail: the calls

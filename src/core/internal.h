@@ -402,6 +402,10 @@ struct lab_zone {
 	uint64_t scrub_cursor;    /* lab_scrub's walk of the frame table          */
 	lab_a64 nr_dirty_scan;    /* dirty frames only the walk can find          */
 	struct lab_cpu_stats slow_st; /* counters of calls without a CPU slot (atomic adds) */
+	/* Nesting depth of contexts without a CPU slot, by platform id below
+	 * LAB_MAX_CPUS (a hosted thread's slot, a kernel's CPU id beyond
+	 * nr_cpus): each byte is its id's own, as cpu->busy is its CPU's. */
+	_Atomic uint8_t slotless_depth[LAB_MAX_CPUS];
 };
 
 static inline uint32_t rec_fhash(const struct lab_zone *z, uint32_t frame)
@@ -582,15 +586,12 @@ static inline bool lock_try(lab_a32 *l, uint32_t me)
 	return atomic_compare_exchange_strong_explicit(l, &zero, me + 1, memory_order_acquire,
 	                                               memory_order_relaxed);
 }
-/* How lock_get waits: LOCK_WAIT until the lock is free (the callers that
- * ignore its result pass this); LOCK_NESTED, a nested call: never for a lock
- * its own id holds, at most LAB_NESTED_SPINS for another's; LOCK_SELF, a
- * slot-less context with an id of its own (lab_ctx_enter_rare): which
- * cannot know whether it interrupted itself, so never for a lock its id
- * holds, as long as needed for another's. */
-enum { LOCK_WAIT = 0, LOCK_NESTED = 1, LOCK_SELF = 2 };
-/* Returns false only when mode is not LOCK_WAIT and the lock is ours, or
- * (LOCK_NESTED) will not come free within LAB_NESTED_SPINS. */
+/* How lock_get waits: LOCK_WAIT until the lock is free; LOCK_NESTED, for a
+ * nested call: never for a lock its own id holds (the code it interrupted),
+ * at most LAB_NESTED_SPINS for another's. */
+enum { LOCK_WAIT = 0, LOCK_NESTED = 1 };
+/* Returns false only for LOCK_NESTED, when the lock is ours or will not come
+ * free within LAB_NESTED_SPINS. */
 static inline bool lock_get(lab_a32 *l, uint32_t me, int mode)
 {
 	uint32_t spins = 0;
@@ -598,9 +599,7 @@ static inline bool lock_get(lab_a32 *l, uint32_t me, int mode)
 		if (lock_try(l, me))
 			return true;
 		uint32_t h = ld_relaxed(l);
-		if (mode != LOCK_WAIT && h == me + 1)
-			return false;
-		if (mode == LOCK_NESTED && ++spins > LAB_NESTED_SPINS)
+		if (mode == LOCK_NESTED && (h == me + 1 || ++spins > LAB_NESTED_SPINS))
 			return false;
 		lab_plat_relax();
 	}
@@ -617,7 +616,7 @@ struct lab_ctx {
 	struct lab_cpu *cpu; /* NULL: no per-CPU slot (shared path)       */
 	uint32_t id;         /* CPU id (for lock words)                   */
 	bool nested;         /* this CPU was already inside the zone      */
-	bool self_ids;       /* slot-less with an id of its own: LOCK_SELF */
+	bool slotless_own;   /* no slot, an id of its own: slotless_depth */
 	unsigned long irq;
 	struct lab_rng *rng; /* cpu->rng, or the zone's slow_rng (locked) */
 	bool slow_locked;
@@ -635,7 +634,7 @@ static inline void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 	c->irq = lab_plat_irq_save();
 	c->id = lab_plat_cpu();
 	c->nested = false;
-	c->self_ids = false;
+	c->slotless_own = false;
 	c->slow_locked = false;
 	c->cpu = NULL;
 	c->rng = NULL;
@@ -661,7 +660,7 @@ static inline void lab_ctx_enter(struct lab_zone *z, struct lab_ctx *c)
 /* How this context waits for a lock whose failure it handles (lock_get). */
 static inline int lock_mode(const struct lab_ctx *c)
 {
-	return c->nested ? LOCK_NESTED : c->self_ids ? LOCK_SELF : LOCK_WAIT;
+	return c->nested ? LOCK_NESTED : LOCK_WAIT;
 }
 
 /* Finish frees queued by nested calls, then leave. */
@@ -673,6 +672,9 @@ static inline void lab_ctx_exit(struct lab_ctx *c)
 			lab_ctx_exit_queued(c);
 		atomic_signal_fence(memory_order_seq_cst);
 		st_relaxed(&cpu->busy, ld_relaxed(&cpu->busy) - 1);
+	} else if (c->slotless_own) {
+		atomic_signal_fence(memory_order_seq_cst);
+		st_relaxed(&c->z->slotless_depth[c->id], (uint8_t)(ld_relaxed(&c->z->slotless_depth[c->id]) - 1));
 	}
 	lab_plat_irq_restore(c->irq);
 }

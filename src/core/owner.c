@@ -176,18 +176,28 @@ static bool pool_home(struct lab_ctx *c, struct lab_pool *p, size_t budget)
 		lab_scrub_ring(c, cpu_at(z, k), LAB_DIRTY_CAP);
 	if (c->cpu)
 		lab_pcp_drain(z, c->cpu, c->id, true);
+	/* Under the pool lock: a refill that got the lock after this walk
+	 * passed its frames sees the pool DYING and takes none (it waited for
+	 * the lock while the removal ran up to here, until 2026-11-28).  The
+	 * exchanges take no lock: the records are read seq_cst against their
+	 * check of the state (lab_pool_exchange). */
+	bool home = false;
+	lock_get(&p->lock, c->id, LOCK_WAIT);
 	for (size_t work = 0; work < budget; work++) { /* bound: budget */
 		p->cursor = next_in_mask(z, p->cursor, p->mask);
 		if (p->cursor >= z->nr_frames)
 			break;
 		uint32_t f = (uint32_t)p->cursor;
-		uint32_t v = ld_acquire(rec_at(z, f));
+		uint32_t v = atomic_load_explicit(rec_at(z, f), memory_order_seq_cst);
 		uint32_t st = rec_state(v);
 		if (!rec_inpool(v) && st != ST_UNASSIGNED && st != ST_RESERVED)
-			return false; /* cached on a CPU, dirty, or in flight */
+			goto out; /* cached on a CPU, dirty, or in flight */
 		p->cursor++;
 	}
-	return p->cursor >= z->nr_frames;
+	home = p->cursor >= z->nr_frames;
+out:
+	lock_put(&p->lock);
+	return home;
 }
 
 /* Phase 4: empty the pool from the tail.  Returns true when done. */
@@ -252,7 +262,7 @@ static int remove_locked(struct lab_ctx *c, uint32_t id, size_t budget)
 			st_release(&o->state, OWNER_FREE);
 			return LAB_OK;
 		}
-		st_release(&p->state, POOL_DYING);
+		atomic_store_explicit(&p->state, POOL_DYING, memory_order_seq_cst); /* lab_pool_exchange */
 		atomic_fetch_add_explicit(&z->gen, 1, memory_order_acq_rel);
 		p->cursor = 0;
 		o->phase = 3;

@@ -195,8 +195,20 @@ bool lab_pool_exchange(struct lab_zone *z, uint32_t pool, struct lab_pcp *pcp, s
 		uint32_t gpcp = rec_build(bpcp, lpcp, hg), gbusy = rec_build(bbusy, lbusy, hg);
 		uint32_t v = sel32(in_g, rec_pos(r), sel32(g == f, fbusy, gpcp));
 		lab_a32 *rg = rec_at(z, g); /* computed once: the exchange comes back to it */
-		if (!lab_public(cas_at(rg, &v, gbusy))) /* g == f: BUSY -> BUSY */
+		if (!lab_public(atomic_compare_exchange_strong_explicit(rg, &v, gbusy, memory_order_seq_cst,
+		                                                        memory_order_acquire))) /* g == f: BUSY -> BUSY */
 			continue; /* g moved or is locked: another position (G only, contention) */
+		/* A pool that began to die (owner.c stores DYING, then pool_home
+		 * reads every record, both seq_cst) takes its frames home under
+		 * its lock only: either that walk sees g locked and waits, or we
+		 * see DYING here, put g back and free under the lock.  Checked
+		 * once in lab_free_insert_at, a free preempted after it moved a
+		 * frame the walk had passed into this CPU's cache, for good
+		 * (until 2026-11-28). */
+		if (lab_unlikely(atomic_load_explicit(&p->state, memory_order_seq_cst) != POOL_ACTIVE)) {
+			st_release(rg, v);
+			return false;
+		}
 		/* We own g.  In G, it is in a live slot, r or its sibling, unless
 		 * an append has not published it yet or we read a stale copy of a
 		 * dead slot: re-read n (acquire pairs with the publisher).  Both

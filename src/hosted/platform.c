@@ -67,6 +67,9 @@ static void slot_release(void *arg)
 		if (zones[i])
 			lab_cpu_drain(zones[i]);
 	pthread_mutex_unlock(&zones_mu);
+	/* Calls this thread still makes (another key's destructor) take the
+	 * shared slot-less id: the slot may be another thread's from now on. */
+	my_slot = LAB_MAX_CPUS;
 	atomic_fetch_and(&slot_used[s / 64], ~(1ull << (s % 64)));
 }
 
