@@ -76,6 +76,18 @@ static uint32_t pool1;
 static int remover_rc;
 static sem_t step;
 
+/* Let the parked caller go on; after `step`, owner 1's removal to its end,
+ * while the caller makes calls of its own. */
+static void finish_removal(void)
+{
+	int rc, k;
+	sem_post(&resume);
+	sem_wait(&step);
+	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
+		usleep(100);
+	remover_rc = rc;
+}
+
 /* Owner 1's removal up to its pool's death, while the caller sits parked;
  * then (after `step`) the rest of it, from here, while the caller goes on. */
 static void *remove_owner1(void *arg)
@@ -86,11 +98,7 @@ static void *remove_owner1(void *arg)
 	do
 		rc = lab_owner_remove(rz, 1, 1u << 20);
 	while (rc == LAB_EAGAIN && ld_relaxed(&rz->pools[pool1].state) != POOL_DYING && ++k < 16);
-	sem_post(&resume);
-	sem_wait(&step);
-	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
-	remover_rc = rc;
+	finish_removal();
 	return NULL;
 }
 
@@ -200,11 +208,7 @@ static void *remove_owner1_to_walk(void *arg)
 	if (!walk_done) /* the walk begun: one more call runs it as far as it goes */
 		rc = lab_owner_remove(rz, 1, 1u << 20);
 	(void)p;
-	sem_post(&resume);
-	sem_wait(&step);
-	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
-	remover_rc = rc;
+	finish_removal();
 	return NULL;
 }
 
@@ -283,11 +287,7 @@ static void *hold_lock_then_remove(void *arg)
 	do
 		rc = lab_owner_remove(rz, 1, 1u << 20);
 	while (rc == LAB_EAGAIN && owner_at(rz, 1)->phase != 4 && ++k < 16);
-	sem_post(&resume);
-	sem_wait(&step);
-	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
-	remover_rc = rc;
+	finish_removal();
 	(void)arg;
 	return NULL;
 }
