@@ -115,9 +115,10 @@ demo: $(O)/labyrinth
 
 # ---- tests ------------------------------------------------------------------
 # tests/test_races.c parks a caller inside lab_plat_irq_save (the first step
-# of every call into a zone), a generator refill (inside an exchange) or a
-# lock wait, while another thread changes the zone.
-TEST_LDFLAGS := -Wl,--wrap=lab_plat_irq_save -Wl,--wrap=lab_rng_refill -Wl,--wrap=lab_plat_relax
+# of every call into a zone), a generator refill (inside an exchange), a
+# lock wait or a zeroing, while another thread changes the zone.
+TEST_LDFLAGS := -Wl,--wrap=lab_plat_irq_save -Wl,--wrap=lab_rng_refill -Wl,--wrap=lab_plat_relax \
+                -Wl,--wrap=lab_plat_zero_frames
 $(O)/test_unit: $(TEST_SRC) tests/harness.h $(O)/liblabyrinth.a $(HEADERS)
 	@echo "  CC $@"; $(CC) $(CFLAGS_BASE) -D_GNU_SOURCE -o $@ $(TEST_SRC) $(O)/liblabyrinth.a $(TEST_LDFLAGS) -lpthread -lm
 

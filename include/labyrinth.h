@@ -205,7 +205,8 @@ LAB_API int lab_owner_add(lab_zone_t *zone, lab_owner_t id, const struct lab_own
  * call on: allocations and frees get LAB_ENOOWNER, while lab_owner_stats and
  * lab_frame_owner still report the owner and what it holds until the
  * removal has reclaimed it.  Returns LAB_EAGAIN while work remains (call
- * again, e.g. from a work queue), LAB_OK when done; LAB_ENOOWNER, LAB_EINVAL
+ * again, e.g. from a work queue), including while calls of the owner begun
+ * before the removal are still in flight, LAB_OK when done; LAB_ENOOWNER, LAB_EINVAL
  * (budget 0), or LAB_EBUSY when called nested, or when the platform could
  * not make every CPU run a barrier (lab_plat_sync_cpus).  Other CPUs release cached frames at their
  * next call into the zone or at lab_cpu_drain().

@@ -26,11 +26,13 @@ void __real_lab_rng_refill(struct lab_rng *r);
 void __wrap_lab_rng_refill(struct lab_rng *r);
 void __real_lab_plat_relax(void);
 void __wrap_lab_plat_relax(void);
+void __real_lab_plat_zero_frames(void *va, size_t nr);
+void __wrap_lab_plat_zero_frames(void *va, size_t nr);
 
 /* Where the armed thread parks: the start of a call (lab_plat_irq_save), a
  * draw that refills the generator (inside an exchange, after its checks),
- * or a lock wait (lab_plat_relax). */
-enum { PARK_NONE, PARK_ENTRY, PARK_DRAW, PARK_LOCK_WAIT };
+ * a lock wait (lab_plat_relax) or a zeroing (lab_plat_zero_frames). */
+enum { PARK_NONE, PARK_ENTRY, PARK_DRAW, PARK_LOCK_WAIT, PARK_ZERO };
 static _Atomic int armed; /* PARK_*: for the thread whose parker is set */
 static __thread bool parker;
 static sem_t parked, resume;
@@ -62,6 +64,12 @@ void __wrap_lab_plat_relax(void)
 {
 	park_if(PARK_LOCK_WAIT);
 	__real_lab_plat_relax();
+}
+
+void __wrap_lab_plat_zero_frames(void *va, size_t nr)
+{
+	park_if(PARK_ZERO);
+	__real_lab_plat_zero_frames(va, nr);
 }
 
 /* Arm a park point for this thread's next pass there. */
@@ -196,6 +204,7 @@ TEST(race_alloc_owner_removed_and_added_again)
 /* Owner 1's removal until its pool's walk (pool_home) has begun, or, with
  * walk_done, finished; then, after `step`, to the end. */
 static bool walk_done;
+static uint32_t phase_seen, state_seen; /* where the removal stood while the caller was parked */
 static void *remove_owner1_to_walk(void *arg)
 {
 	(void)arg;
@@ -207,25 +216,24 @@ static void *remove_owner1_to_walk(void *arg)
 	while (rc == LAB_EAGAIN && owner_at(rz, 1)->phase != (walk_done ? 4u : 3u) && ++k < 16);
 	if (!walk_done) /* the walk begun: one more call runs it as far as it goes */
 		rc = lab_owner_remove(rz, 1, 1u << 20);
-	(void)p;
+	phase_seen = owner_at(rz, 1)->phase;
+	state_seen = ld_relaxed(&p->state);
 	finish_removal();
 	return NULL;
 }
 
 /* After the pool died and its walk ran: nothing of it cached here, the
- * removal finished, and a new owner of the colour gets every frame. */
-static void expect_pool_whole(struct tzone *t)
+ * removal (thread th) finished, and a new owner of the colour gets every
+ * frame. */
+static void expect_pool_whole(struct tzone *t, pthread_t th)
 {
-	struct lab_cpu *cpu = cpu_at(t->z, lab_plat_cpu());
-	EXPECT_EQ(ld_relaxed(&cpu_pcp(t->z, cpu, pool1)->count), 0);
 	sem_post(&step);
 	uint64_t pfn;
 	for (int i = 0; i < 20000; i++)
 		if (lab_alloc(t->z, 2, 0, LAB_NOWAIT, &pfn) == LAB_OK)
 			lab_free(t->z, 2, pfn, 0);
-	struct timespec ts = {0, 1000000};
-	for (int i = 0; i < 2000 && !remover_rc; i++)
-		nanosleep(&ts, NULL);
+	pthread_join(th, NULL);
+	EXPECT_EQ(remover_rc, LAB_OK);
 	EXPECT_EQ(lab_cpu_drain(t->z), LAB_OK);
 	EXPECT_EQ(lab_check(t->z), LAB_OK);
 	tz_owner(t, 3, 0x1, 0, true);
@@ -246,7 +254,6 @@ TEST(race_free_exchange_after_removal_walk)
 	struct tzone t = two_owners(76);
 	pool1 = owner_at(t.z, 1)->pool;
 	sem_init(&step, 0, 0);
-	remover_rc = 0;
 	walk_done = false;
 	static uint64_t held[300];
 	int n = 0;
@@ -264,9 +271,13 @@ TEST(race_free_exchange_after_removal_walk)
 	arm(PARK_DRAW);
 	int rc = lab_free(t.z, 1, held[hi], 0);
 	EXPECT_EQ(rc, LAB_OK);
-	expect_pool_whole(&t);
-	pthread_join(th, NULL);
-	EXPECT_EQ(remover_rc, LAB_OK);
+	/* Since the same day the removal waits for calls of the owner still in
+	 * flight (their counts) before the pool dies: it stood at phase 2 with
+	 * the pool ACTIVE while this free was parked, and the exchange's own
+	 * check of the state is the second line. */
+	EXPECT_EQ(phase_seen, 2);
+	EXPECT_EQ(state_seen, POOL_ACTIVE);
+	expect_pool_whole(&t, th);
 	tz_free(&t);
 }
 
@@ -297,7 +308,6 @@ TEST(race_refill_after_removal_walk)
 	struct tzone t = two_owners(77);
 	pool1 = owner_at(t.z, 1)->pool;
 	sem_init(&step, 0, 0);
-	remover_rc = 0;
 	pthread_t th;
 	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_then_remove, NULL), 0);
 	sem_wait(&step); /* the other thread holds the pool lock */
@@ -305,9 +315,9 @@ TEST(race_refill_after_removal_walk)
 	uint64_t pfn;
 	int rc = lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn);
 	EXPECT_TRUE(rc == LAB_ENOMEM || rc == LAB_ENOOWNER);
-	expect_pool_whole(&t);
-	pthread_join(th, NULL);
-	EXPECT_EQ(remover_rc, LAB_OK);
+	struct lab_cpu *cpu = cpu_at(t.z, lab_plat_cpu());
+	EXPECT_EQ(ld_relaxed(&cpu_pcp(t.z, cpu, pool1)->count), 0); /* nothing of the dying pool */
+	expect_pool_whole(&t, th);
 	tz_free(&t);
 }
 
@@ -359,6 +369,131 @@ TEST(race_stale_free_after_owner_added_again)
 	EXPECT_EQ(lab_owner_incarnation(t.z, 1), 2);
 	EXPECT_EQ(lab_owner_incarnation(t.z, 3), 0);
 	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* An allocation of a quota owner counted its quota, then waited for the pool
+ * lock while the owner was removed and added again: its refusal then
+ * uncounted the new owner's quota count, which wrapped (a review, 2026-11-28).
+ * The removal now waits, at phase 2, for the owner's calls in flight. */
+static int removal_rc_parked;
+static void *hold_lock_remove_readd(void *arg)
+{
+	(void)arg;
+	struct lab_pool *p = &rz->pools[pool1];
+	while (!lock_try(&p->lock, lab_plat_cpu()))
+		;
+	sem_post(&step);
+	sem_wait(&parked); /* the refill waits for the lock */
+	lock_put(&p->lock);
+	int rc = LAB_EAGAIN;
+	for (int k = 0; k < 20 && rc == LAB_EAGAIN; k++)
+		rc = lab_owner_remove(rz, 1, 1u << 20);
+	removal_rc_parked = rc;
+	phase_seen = owner_at(rz, 1)->phase;
+	sem_post(&resume);
+	sem_wait(&step);
+	for (int k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
+		usleep(100);
+	struct lab_owner_cfg oc = {.colours = 0x1, .quota = 2};
+	remover_rc = rc == LAB_OK ? lab_owner_add(rz, 1, &oc) : rc;
+	return NULL;
+}
+
+TEST(race_quota_count_survives_removal)
+{
+	struct tzone t = tz_make(4096, 4, 4, 0, 82);
+	tz_owner(&t, 1, 0x1, 2, false);
+	tz_owner(&t, 2, 0x1, 0, false); /* keeps the pool alive */
+	rz = t.z;
+	pool1 = owner_at(t.z, 1)->pool;
+	sem_init(&parked, 0, 0);
+	sem_init(&resume, 0, 0);
+	sem_init(&step, 0, 0);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_remove_readd, NULL), 0);
+	sem_wait(&step);
+	arm(PARK_LOCK_WAIT);
+	uint64_t pfn;
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn), LAB_ENOOWNER);
+	EXPECT_EQ(removal_rc_parked, LAB_EAGAIN); /* it waited for this call */
+	EXPECT_EQ(phase_seen, 2);
+	sem_post(&step);
+	pthread_join(th, NULL);
+	ASSERT_EQ(remover_rc, LAB_OK); /* removed, and added again */
+	EXPECT_EQ(ld_relaxed(&owner_at(t.z, 1)->held_q), 0);
+	uint64_t a, b, c;
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &a), LAB_OK);
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &b), LAB_OK);
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &c), LAB_EQUOTA); /* the quota holds */
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	EXPECT_EQ(lab_free(t.z, 1, a, 0), LAB_OK);
+	EXPECT_EQ(lab_free(t.z, 1, b, 0), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* An order-1 allocation waited for the pool lock while its only owner's
+ * removal ran through its walk; it then claimed a block of the dying pool,
+ * and gave it back into the pool after it was dissolved: 2 frames lost (a
+ * review, 2026-11-28).  A dying pool now gives out no block. */
+static void *hold_lock_remove_all(void *arg)
+{
+	(void)arg;
+	struct lab_pool *p = &rz->pools[pool1];
+	while (!lock_try(&p->lock, lab_plat_cpu()))
+		;
+	sem_post(&step);
+	sem_wait(&parked);
+	lock_put(&p->lock);
+	int rc, k = 0;
+	do
+		rc = lab_owner_remove(rz, 1, 1u << 20);
+	while (rc == LAB_EAGAIN && owner_at(rz, 1)->phase != 4 && ++k < 100);
+	phase_seen = owner_at(rz, 1)->phase;
+	/* If the call claims a block, it zeroes it (LAB_ZERO): park it there
+	 * and dissolve the pool meanwhile. */
+	atomic_store(&armed, PARK_ZERO);
+	sem_post(&resume);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1;
+	bool claimed = sem_timedwait(&parked, &dl) == 0;
+	atomic_store(&armed, PARK_NONE);
+	for (k = 0; k < 100 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
+		;
+	remover_rc = rc;
+	if (claimed)
+		sem_post(&resume);
+	return NULL;
+}
+
+TEST(race_block_claim_after_removal_walk)
+{
+	struct tzone t = tz_make(4096, 4, 4, 0, 83);
+	tz_owner(&t, 1, 0x3, 0, true);
+	rz = t.z;
+	pool1 = owner_at(t.z, 1)->pool;
+	sem_init(&parked, 0, 0);
+	sem_init(&resume, 0, 0);
+	sem_init(&step, 0, 0);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_remove_all, NULL), 0);
+	sem_wait(&step);
+	arm(PARK_LOCK_WAIT);
+	uint64_t pfn;
+	int rc = lab_alloc(t.z, 1, 1, LAB_NOWAIT | LAB_ZERO, &pfn);
+	pthread_join(th, NULL);
+	EXPECT_EQ(phase_seen, 4); /* the walk was done when the call got the lock */
+	EXPECT_TRUE(rc == LAB_ENOMEM || rc == LAB_ENOOWNER);
+	EXPECT_EQ(remover_rc, LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_owner(&t, 3, 0x3, 0, true);
+	int n = 0;
+	while (lab_alloc(t.z, 3, 0, LAB_ATOMIC, &pfn) == LAB_OK)
+		n++;
+	EXPECT_EQ(n, 2048); /* both colours' every frame */
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }

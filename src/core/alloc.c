@@ -100,6 +100,10 @@ static int alloc0_locked(struct lab_ctx *c, uint32_t pool, unsigned flags, uint3
 
 	if (!lock_get(&p->lock, c->id, lock_mode(c)))
 		return LAB_EBUSY; /* nested: our own CPU holds it */
+	if (lab_unlikely(ld_relaxed(&p->state) != POOL_ACTIVE)) { /* as lab_pcp_refill */
+		lock_put(&p->lock);
+		return LAB_ENOMEM;
+	}
 	uint32_t n = ld_relaxed(&p->n);
 	if (n > p->reserve || (n > 0 && (flags & LAB_ATOMIC))) {
 		if (n <= p->reserve)
@@ -164,6 +168,14 @@ static int allocn(struct lab_ctx *c, uint32_t pool, unsigned order, unsigned fla
 
 	if (!lock_get(&p->lock, c->id, lock_mode(c)))
 		return LAB_EBUSY;
+	/* A pool that began to die gives no block out: its removal's walk
+	 * (pool_home, under this lock) may have passed it, and the block
+	 * would come back (give_back) to a pool dissolved meanwhile (until
+	 * 2026-11-28). */
+	if (lab_unlikely(ld_relaxed(&p->state) != POOL_ACTIVE)) {
+		lock_put(&p->lock);
+		return LAB_ENOMEM;
+	}
 	bool own = c->cpu && !c->nested && p->pcp_max;
 	uint32_t n = ld_relaxed(&p->n), cached = own ? ld_relaxed(&cpu_pcp(z, c->cpu, pool)->count) : 0;
 	/* Enough free frames, ours included, without the reserve unless ATOMIC? */

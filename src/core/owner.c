@@ -257,6 +257,15 @@ static int remove_locked(struct lab_ctx *c, uint32_t id, size_t budget)
 		o->phase = 2;
 		/* fall through */
 	case 2:
+		/* Every block reclaimed has been uncounted: what the counts still
+		 * hold belongs to calls of this owner still in flight (a free
+		 * that had locked its block before the walk, an allocation that
+		 * counted its quota).  They settle them soon; until then the id
+		 * cannot be added again, or they would settle against the new
+		 * owner's counts (its quota count wrapped, until 2026-11-28). */
+		if (held_percpu(z, id) + atomic_load_explicit(&o->held_slow, memory_order_acquire) != 0 ||
+		    (o->quota && ld_acquire(&o->held_q) != 0))
+			return LAB_EAGAIN;
 		if (--p->nr_owners > 0) {
 			o->phase = 0;
 			st_release(&o->state, OWNER_FREE);
