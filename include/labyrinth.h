@@ -253,6 +253,14 @@ LAB_API int lab_alloc(lab_zone_t *zone, lab_owner_t owner, unsigned order, unsig
  * per frame when the pool is shared and scrub is synchronous). */
 LAB_API int lab_free(lab_zone_t *zone, lab_owner_t owner, uint64_t pfn, unsigned order);
 
+/* lab_free, for the owner's incarnation (lab_owner_incarnation) only: a
+ * free kept to retry later (the Linux layer's parked frees) is refused with
+ * LAB_ENOOWNER, changing nothing, once the owner was removed, even if the
+ * id was added again and the new owner holds the same block.  A check of
+ * the incarnation before a plain lab_free would leave a gap. */
+LAB_API int lab_free_of(lab_zone_t *zone, lab_owner_t owner, uint32_t incarnation, uint64_t pfn,
+                        unsigned order);
+
 /* Return n order-0 frames held by owner, pfns[0] first: the same as n calls
  * of lab_free(zone, owner, pfns[i], 0), except that the records of the frames
  * a few places ahead in the list are prefetched.  A free must read the record

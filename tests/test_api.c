@@ -792,6 +792,43 @@ TEST(api_order_the_zone_cannot_hold)
 	tz_free(&t);
 }
 
+/* lab_free_of frees only for the owner's incarnation it names: once the
+ * owner was removed and added again, the same block in the new owner's
+ * hands is not the old caller's to free. */
+TEST(api_free_of_incarnation)
+{
+	struct tzone t = tz_make(1024, 4, 1, 0, 22);
+	tz_owner(&t, 1, 0x1, 0, false);
+	tz_owner(&t, 2, 0x1, 0, false);
+	uint64_t a, x;
+	uint32_t inc = lab_owner_incarnation(t.z, 1);
+	EXPECT_EQ(inc, 1);
+	ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &a), LAB_OK);
+	int rc, k = 0;
+	while ((rc = lab_owner_remove(t.z, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
+		;
+	ASSERT_EQ(rc, LAB_OK);
+	tz_owner(&t, 1, 0x1, 0, false);
+	EXPECT_EQ(lab_owner_incarnation(t.z, 1), 2);
+	bool got = false;
+	for (int i = 0; i < 256 && !got; i++) {
+		ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_ATOMIC, &x), LAB_OK);
+		got = x == a;
+	}
+	ASSERT_TRUE(got);
+	uint64_t h = tz_hash(&t);
+	EXPECT_EQ(lab_free_of(t.z, 1, inc, a, 0), LAB_ENOOWNER);
+	EXPECT_EQ(tz_hash(&t), h);
+	lab_owner_t who = 0;
+	EXPECT_EQ(lab_frame_owner(t.z, a, &who, NULL), LAB_OK);
+	EXPECT_EQ(who, 1);
+	EXPECT_EQ(lab_free_of(t.z, 1, inc + 1, a, 0), LAB_OK);
+	EXPECT_EQ(lab_owner_incarnation(t.z, 0), 0);
+	EXPECT_EQ(lab_owner_incarnation(NULL, 1), 0);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
 TEST(api_quota)
 {
 	struct tzone t = tz_make(1024, 32, 1, 0, 18);

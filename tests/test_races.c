@@ -281,19 +281,25 @@ TEST(race_free_exchange_after_removal_walk)
 	tz_free(&t);
 }
 
+/* In the other thread: hold owner 1's pool lock (another CPU's short
+ * critical section) until the armed caller is parked waiting for it. */
+static void hold_pool_lock_until_parked(void)
+{
+	struct lab_pool *p = &rz->pools[pool1];
+	while (!lock_try(&p->lock, lab_plat_cpu()))
+		;
+	sem_post(&step);
+	sem_wait(&parked);
+	lock_put(&p->lock);
+}
+
 /* An alloc passed its owner checks inside the zone, then its refill waited
  * for the pool lock while the removal ran through its walk.  Until the fix
  * the refill then took 4 frames of the dying pool into this CPU's cache,
  * where they outlived the pool. */
 static void *hold_lock_then_remove(void *arg)
 {
-	struct lab_pool *p = &rz->pools[pool1];
-	uint32_t me = lab_plat_cpu();
-	while (!lock_try(&p->lock, me)) /* another CPU's short critical section */
-		;
-	sem_post(&step);
-	sem_wait(&parked); /* the refill waits for it */
-	lock_put(&p->lock);
+	hold_pool_lock_until_parked();
 	int rc, k = 0;
 	do
 		rc = lab_owner_remove(rz, 1, 1u << 20);
@@ -373,6 +379,22 @@ TEST(race_stale_free_after_owner_added_again)
 	tz_free(&t);
 }
 
+/* Start fn, which takes owner 1's pool lock and posts `step`; once it
+ * holds the lock, arm this thread to park in its wait for it. */
+static bool start_lock_holder(struct tzone *t, void *(*fn)(void *), pthread_t *th)
+{
+	rz = t->z;
+	pool1 = owner_at(t->z, 1)->pool;
+	sem_init(&parked, 0, 0);
+	sem_init(&resume, 0, 0);
+	sem_init(&step, 0, 0);
+	if (pthread_create(th, NULL, fn, NULL) != 0)
+		return false;
+	sem_wait(&step);
+	arm(PARK_LOCK_WAIT);
+	return true;
+}
+
 /* An allocation of a quota owner counted its quota, then waited for the pool
  * lock while the owner was removed and added again: its refusal then
  * uncounted the new owner's quota count, which wrapped (a review, 2026-11-28).
@@ -381,12 +403,7 @@ static int removal_rc_parked;
 static void *hold_lock_remove_readd(void *arg)
 {
 	(void)arg;
-	struct lab_pool *p = &rz->pools[pool1];
-	while (!lock_try(&p->lock, lab_plat_cpu()))
-		;
-	sem_post(&step);
-	sem_wait(&parked); /* the refill waits for the lock */
-	lock_put(&p->lock);
+	hold_pool_lock_until_parked();
 	int rc = LAB_EAGAIN;
 	for (int k = 0; k < 20 && rc == LAB_EAGAIN; k++)
 		rc = lab_owner_remove(rz, 1, 1u << 20);
@@ -406,15 +423,8 @@ TEST(race_quota_count_survives_removal)
 	struct tzone t = tz_make(4096, 4, 4, 0, 82);
 	tz_owner(&t, 1, 0x1, 2, false);
 	tz_owner(&t, 2, 0x1, 0, false); /* keeps the pool alive */
-	rz = t.z;
-	pool1 = owner_at(t.z, 1)->pool;
-	sem_init(&parked, 0, 0);
-	sem_init(&resume, 0, 0);
-	sem_init(&step, 0, 0);
 	pthread_t th;
-	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_remove_readd, NULL), 0);
-	sem_wait(&step);
-	arm(PARK_LOCK_WAIT);
+	ASSERT_TRUE(start_lock_holder(&t, hold_lock_remove_readd, &th));
 	uint64_t pfn;
 	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn), LAB_ENOOWNER);
 	EXPECT_EQ(removal_rc_parked, LAB_EAGAIN); /* it waited for this call */
@@ -434,6 +444,45 @@ TEST(race_quota_count_survives_removal)
 	tz_free(&t);
 }
 
+/* The same with an owner without a quota, added again with one while the
+ * call is in flight: nothing is counted, so the removal does not wait, and
+ * the call's refusal subtracted from the new owner's quota count, which
+ * wrapped, and every later removal of the id waited for it (a review,
+ * 2026-11-28).  The call settles with the quota it read. */
+static void *hold_lock_readd_with_quota(void *arg)
+{
+	(void)arg;
+	hold_pool_lock_until_parked();
+	int rc, k = 0;
+	while ((rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
+		;
+	struct lab_owner_cfg oc = {.colours = 0x1, .quota = 8};
+	remover_rc = rc == LAB_OK ? lab_owner_add(rz, 1, &oc) : rc;
+	sem_post(&resume);
+	return NULL;
+}
+
+TEST(race_quota_added_while_call_in_flight)
+{
+	struct tzone t = tz_make(4096, 4, 4, 0, 84);
+	tz_owner(&t, 1, 0x1, 0, false);
+	tz_owner(&t, 2, 0x1, 0, false);
+	pthread_t th;
+	ASSERT_TRUE(start_lock_holder(&t, hold_lock_readd_with_quota, &th));
+	uint64_t pfn;
+	EXPECT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn), LAB_ENOOWNER);
+	pthread_join(th, NULL);
+	ASSERT_EQ(remover_rc, LAB_OK);
+	EXPECT_EQ(ld_relaxed(&owner_at(t.z, 1)->held_q), 0);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	int rc, k = 0;
+	while ((rc = lab_owner_remove(t.z, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
+		;
+	EXPECT_EQ(rc, LAB_OK); /* nothing left to wait for */
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
 /* An order-1 allocation waited for the pool lock while its only owner's
  * removal ran through its walk; it then claimed a block of the dying pool,
  * and gave it back into the pool after it was dissolved: 2 frames lost (a
@@ -441,12 +490,7 @@ TEST(race_quota_count_survives_removal)
 static void *hold_lock_remove_all(void *arg)
 {
 	(void)arg;
-	struct lab_pool *p = &rz->pools[pool1];
-	while (!lock_try(&p->lock, lab_plat_cpu()))
-		;
-	sem_post(&step);
-	sem_wait(&parked);
-	lock_put(&p->lock);
+	hold_pool_lock_until_parked();
 	int rc, k = 0;
 	do
 		rc = lab_owner_remove(rz, 1, 1u << 20);
@@ -473,15 +517,8 @@ TEST(race_block_claim_after_removal_walk)
 {
 	struct tzone t = tz_make(4096, 4, 4, 0, 83);
 	tz_owner(&t, 1, 0x3, 0, true);
-	rz = t.z;
-	pool1 = owner_at(t.z, 1)->pool;
-	sem_init(&parked, 0, 0);
-	sem_init(&resume, 0, 0);
-	sem_init(&step, 0, 0);
 	pthread_t th;
-	ASSERT_EQ(pthread_create(&th, NULL, hold_lock_remove_all, NULL), 0);
-	sem_wait(&step);
-	arm(PARK_LOCK_WAIT);
+	ASSERT_TRUE(start_lock_holder(&t, hold_lock_remove_all, &th));
 	uint64_t pfn;
 	int rc = lab_alloc(t.z, 1, 1, LAB_NOWAIT | LAB_ZERO, &pfn);
 	pthread_join(th, NULL);

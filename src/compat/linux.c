@@ -183,9 +183,8 @@ unsigned lab_linux_flush(void)
 		/* An owner removed since (and maybe added again) had its blocks
 		 * reclaimed: this one is no longer its caller's to free, and may
 		 * be the new owner's (freed here until 2026-11-28). */
-		int rc = lab_owner_incarnation(park[i].zone, park[i].owner) == park[i].incarnation
-		                 ? lab_free(park[i].zone, park[i].owner, park[i].pfn, park[i].order)
-		                 : LAB_ENOOWNER;
+		int rc = lab_free_of(park[i].zone, park[i].owner, park[i].incarnation, park[i].pfn,
+		                     park[i].order);
 		if (rc == LAB_EBUSY) { /* still nested: the next call will try again */
 			atomic_store_explicit(&park[i].state, P_FULL, memory_order_release);
 			continue;
@@ -220,7 +219,7 @@ int lab_linux_free(lab_owner_t owner, const void *addr, unsigned order)
 		/* Read before the free: a parked free must not outlive the owner
 		 * it was made for (lab_linux_flush). */
 		uint32_t inc = lab_owner_incarnation(z, owner);
-		rc = lab_free(z, owner, pfn, order);
+		rc = lab_free_of(z, owner, inc, pfn, order);
 		if (rc == LAB_EBUSY && park_free(z, pfn, owner, inc, order))
 			return LAB_EBUSY; /* parked: finished by a later call */
 	}

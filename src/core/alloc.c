@@ -271,9 +271,14 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		lab_ctx_exit(&c);
 		return refuse(z, LAB_ENOOWNER);
 	}
-	if (o->quota) {
+	/* The quota of this incarnation, read once: a call still in flight when
+	 * the owner is added again with another quota must settle what it
+	 * counted (it subtracted from a count it never added to, until
+	 * 2026-11-28, and the count wrapped). */
+	uint64_t quota = o->quota;
+	if (quota) {
 		uint64_t held = atomic_fetch_add_explicit(&o->held_q, K, memory_order_relaxed);
-		if (held + K > o->quota) {
+		if (held + K > quota) {
 			atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);
 			lab_ctx_stat(&c, LS_QUOTA, 1);
 			lab_ctx_exit(&c);
@@ -336,7 +341,7 @@ int lab_alloc(lab_zone_t *z, lab_owner_t owner, unsigned order, unsigned flags, 
 		lab_ctx_stat(&c, LS_ALLOCS, 1);
 		*pfn = z->base_pfn + f;
 	} else {
-		if (o->quota)
+		if (quota)
 			atomic_fetch_sub_explicit(&o->held_q, K, memory_order_relaxed);
 		lab_ctx_stat(&c, rc == LAB_EFRAG ? LS_FRAG : LS_NOMEM, 1);
 	}
@@ -413,7 +418,10 @@ static int free_commit(struct lab_ctx *c, struct lab_owner *o, lab_owner_t owner
 	return LAB_OK;
 }
 
-int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
+/* lab_free, and lab_free_of (want: the owner's incarnation it frees for;
+ * NULL: the one it finds now).  Either way the check after the CAS below
+ * refuses a free whose owner was removed since. */
+static int free_block(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order, const uint32_t *want)
 {
 	if (!zone_ok(z))
 		return LAB_EINVAL;
@@ -422,7 +430,7 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	struct lab_owner *o = live_owner(z, owner);
 	if (!o)
 		return refuse(z, LAB_ENOOWNER);
-	uint32_t incarn = ld_acquire(&o->incarn), K = 1u << order;
+	uint32_t incarn = want ? *want : ld_acquire(&o->incarn), K = 1u << order;
 	if (pfn < z->base_pfn || pfn - z->base_pfn >= z->nr_frames)
 		return refuse(z, LAB_ERANGE);
 	if (pfn & (K - 1))
@@ -478,6 +486,16 @@ int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
 	rc = free_commit(&c, o, owner, o->pool, f, rf, K, v);
 	lab_ctx_exit(&c);
 	return rc;
+}
+
+int lab_free(lab_zone_t *z, lab_owner_t owner, uint64_t pfn, unsigned order)
+{
+	return free_block(z, owner, pfn, order, NULL);
+}
+
+int lab_free_of(lab_zone_t *z, lab_owner_t owner, uint32_t incarnation, uint64_t pfn, unsigned order)
+{
+	return free_block(z, owner, pfn, order, &incarnation);
 }
 
 /* How far ahead lab_free_bulk prefetches: a free costs 50-100 ns and a record
