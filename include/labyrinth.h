@@ -168,7 +168,8 @@ LAB_API int lab_zone_init(lab_zone_t **zone, void *meta, size_t meta_size,
 
 /* Mark [pfn, pfn + nr) unusable (firmware, the kernel image, bad RAM).  The
  * frames must be unassigned (else LAB_EBUSY) and inside the zone, nr >= 1
- * (else LAB_ERANGE).  Context: configuration time.  Cost: O(nr). */
+ * (else LAB_ERANGE); LAB_EBUSY also for a call that interrupted its own CPU
+ * inside the zone.  Context: configuration time.  Cost: O(nr). */
 LAB_API int lab_zone_reserve_range(lab_zone_t *zone, uint64_t pfn, uint64_t nr);
 
 /* Replace the CSPRNG keys with ones derived from seed (>= 32 bytes, else

@@ -60,9 +60,16 @@ void __wrap_lab_rng_refill(struct lab_rng *r)
 	__real_lab_rng_refill(r);
 }
 
+/* Run once, on the parker thread, at its next lock wait (a nested call:
+ * what an interrupt handler would run there). */
+static void (*_Atomic relax_hook)(void);
+
 void __wrap_lab_plat_relax(void)
 {
 	park_if(PARK_LOCK_WAIT);
+	void (*h)(void) = parker ? atomic_exchange(&relax_hook, NULL) : NULL;
+	if (h)
+		h();
 	__real_lab_plat_relax();
 }
 
@@ -532,6 +539,82 @@ TEST(race_block_claim_after_removal_walk)
 		n++;
 	EXPECT_EQ(n, 2048); /* both colours' every frame */
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+/* An order-1 claim waited for G's tail occupant, locked by another CPU's
+ * exchange, when an interrupt on its CPU freed a frame of the block it was
+ * claiming: the nested free could not take the pool lock and queued the
+ * frame, BUSY with this CPU's id, which the claim took for "claimed
+ * already" (until 2026-11-28: "corrupt pool array", or the frame twice in
+ * G).  The other CPU's exchange is stood in for by locking the occupant's
+ * record by hand, as it would be between its CAS and its release. */
+static sem_t go_b, b_done;
+static uint64_t claim_target, b_pfn;
+static uint32_t tail_frame, tail_slot;
+static int nested_free_rc;
+
+static void *claim_other_cpu(void *arg)
+{
+	(void)arg;
+	uint64_t a, x;
+	if (lab_alloc(rz, 1, 0, LAB_NOWAIT, &a) != LAB_OK)
+		return NULL;
+	sem_post(&b_done);
+	sem_wait(&go_b);
+	for (int it = 0; it < 1000000 && a != claim_target; it++) {
+		if (lab_free(rz, 1, a, 0) != LAB_OK || lab_alloc(rz, 1, 0, LAB_NOWAIT, &x) != LAB_OK)
+			break;
+		a = x;
+	}
+	b_pfn = a;
+	sem_post(&b_done);
+	return NULL;
+}
+
+static void interrupt_during_claim(void)
+{
+	uint32_t me = lab_plat_cpu() & 0xfffu, first = LAB_NONE;
+	for (uint32_t f = 0; f < rz->nr_frames && first == LAB_NONE; f++)
+		if (ld_relaxed(rec_at(rz, f)) == rec_make(rz, f, ST_BUSY, 0, me))
+			first = f;
+	claim_target = rz->base_pfn + (first | 1); /* the block's other frame */
+	sem_post(&go_b);
+	sem_wait(&b_done);
+	nested_free_rc = b_pfn == claim_target ? lab_free(rz, 1, b_pfn, 0) : -100;
+	st_release(rec_at(rz, tail_frame), rec_pos(tail_slot)); /* the exchange lets go */
+}
+
+TEST(race_claim_with_a_nested_free_of_its_block)
+{
+	struct tzone t = tz_make(256, 1, 2, 0, 85);
+	tz_owner(&t, 1, 0x1, 0, false);
+	rz = t.z;
+	sem_init(&go_b, 0, 0);
+	sem_init(&b_done, 0, 0);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, claim_other_cpu, NULL), 0);
+	sem_wait(&b_done);
+	struct lab_pool *p = &t.z->pools[owner_at(t.z, 1)->pool];
+	tail_slot = ld_relaxed(&p->n) - 1;
+	tail_frame = ld_relaxed(gslot(t.z, p, tail_slot));
+	uint32_t v = rec_pos(tail_slot), other = (lab_plat_cpu() + 1) & 0xfffu;
+	ASSERT_TRUE(atomic_compare_exchange_strong(rec_at(t.z, tail_frame), &v,
+	                                           rec_make(t.z, tail_frame, ST_BUSY, 0, other)));
+	parker = true;
+	atomic_store(&relax_hook, interrupt_during_claim);
+	uint64_t blk = 0;
+	int rc = lab_alloc(t.z, 1, 1, LAB_NOWAIT, &blk);
+	pthread_join(th, NULL);
+	EXPECT_EQ(nested_free_rc, LAB_OK);
+	EXPECT_TRUE(rc == LAB_OK || rc == LAB_EFRAG);
+	if (rc == LAB_OK)
+		EXPECT_EQ(lab_free(t.z, 1, blk, 1), LAB_OK);
+	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	struct lab_stats st;
+	EXPECT_EQ(lab_stats(t.z, &st), LAB_OK);
+	EXPECT_EQ(st.nr_free + st.nr_allocated, 256);
 	tz_free(&t);
 }
 

@@ -408,7 +408,7 @@ bool lab_pool_insert_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool
  * tail's occupant is locked (by the code we interrupted, mid-exchange): then
  * slot s still names our frame and nothing else moved since the last claim. */
 static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint32_t me,
-                        bool nested, uint32_t first, uint32_t K, uint32_t *claimed)
+                        bool nested, uint32_t first, uint32_t K, uint32_t *claimed, uint64_t *mine)
 {
 	for (;;) { /* bound: K iterations over the whole claim */
 		uint32_t n = ld_relaxed(&p->n);
@@ -423,6 +423,7 @@ static bool remove_slot(struct lab_zone *z, struct lab_pool *p, uint32_t s, uint
 		if (y - first < K) {
 			/* A frame of our block at the tail: claim it on the way. */
 			st_release(&p->n, t);
+			mine[(y - first) / 64] |= 1ull << ((y - first) % 64);
 			(*claimed)++;
 			continue;
 		}
@@ -469,6 +470,14 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 	struct lab_pool *p = pool_at(z, pool);
 	uint32_t K = 1u << order;
 	uint32_t claimed = 0;
+	/* Which frames this claim took, by index in the block.  Not told by
+	 * their records: a frame freed meanwhile by a nested call on this CPU
+	 * (queued for the outer call: it could not take this lock) is BUSY
+	 * with our id too, and counted as claimed it panicked the claim or
+	 * went into G twice (until 2026-11-28). */
+	uint64_t mine[(1u << LAB_MAX_ORDER) / 64];
+	for (uint32_t w = 0; w < (K + 63) / 64; w++) /* bound: 16 */
+		mine[w] = 0;
 
 	for (uint32_t i = 0; i < K; i++) /* cheap pre-check, bound K */
 		if (!rec_inpool(ld_relaxed(rec_at(z, first + i))))
@@ -476,19 +485,20 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 
 	for (uint32_t i = 0; i < K; i++) { /* bound K */
 		uint32_t f = first + i;
-		uint32_t v = ld_acquire(rec_at(z, f));
-		if (v == busy_rec(z, f, me))
+		if (mine[i / 64] >> (i % 64) & 1)
 			continue; /* claimed from the tail already */
+		uint32_t v = ld_acquire(rec_at(z, f));
 		if (!rec_inpool(v) || !cas_rec(z, f, &v, busy_rec(z, f, me)))
 			goto abort; /* an exchange took it meanwhile */
 		uint32_t s = locate(z, p, f, v, ld_relaxed(&p->n));
 		if (s == LAB_NONE)
 			corrupt_array();
-		if (!remove_slot(z, p, s, me, nested, first, K, &claimed)) {
+		if (!remove_slot(z, p, s, me, nested, first, K, &claimed, mine)) {
 			/* f stays where it is: slot s still names it. */
 			st_release(rec_at(z, f), rec_pos(s));
 			goto abort;
 		}
+		mine[i / 64] |= 1ull << (i % 64);
 		claimed++;
 	}
 	if (claimed != K)
@@ -496,11 +506,9 @@ int lab_pool_claim_locked(struct lab_zone *z, uint32_t pool, uint32_t me, bool n
 	return 0;
 
 abort:
-	for (uint32_t i = 0; i < K; i++) {
-		uint32_t f = first + i;
-		if (ld_relaxed(rec_at(z, f)) == busy_rec(z, f, me))
-			putback_locked(z, pool, me, nested, f, rng);
-	}
+	for (uint32_t i = 0; i < K; i++)
+		if (mine[i / 64] >> (i % 64) & 1)
+			putback_locked(z, pool, me, nested, first + i, rng);
 	return -1;
 }
 

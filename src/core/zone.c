@@ -324,6 +324,10 @@ int lab_zone_reserve_range(lab_zone_t *z, uint64_t pfn, uint64_t nr)
 	uint32_t first = (uint32_t)(pfn - z->base_pfn);
 	struct lab_ctx c;
 	lab_ctx_enter(z, &c);
+	if (c.nested) { /* as lab_owner_add: the code interrupted may hold cfg_lock */
+		lab_ctx_exit(&c);
+		return LAB_EBUSY;
+	}
 	lock_get(&z->cfg_lock, c.id, false);
 	int rc = LAB_OK;
 	for (uint64_t i = 0; i < nr; i++) { /* validate first, then commit */
