@@ -263,9 +263,15 @@ static int remove_locked(struct lab_ctx *c, uint32_t id, size_t budget)
 		 * counted its quota).  They settle them soon; until then the id
 		 * cannot be added again, or they would settle against the new
 		 * owner's counts (its quota count wrapped, until 2026-11-28). */
+		/* A free that gave up (LAB_EBUSY: nested, it could not wait for a
+		 * lock) puts its block's ALLOC record back, maybe behind the walk:
+		 * walk again, or the block would stay held for good (a review). */
 		if (held_percpu(z, id) + atomic_load_explicit(&o->held_slow, memory_order_acquire) != 0 ||
-		    (o->quota && ld_acquire(&o->held_q) != 0))
+		    (o->quota && ld_acquire(&o->held_q) != 0)) {
+			o->phase = 1;
+			o->cursor = 0;
 			return LAB_EAGAIN;
+		}
 		if (--p->nr_owners > 0) {
 			o->phase = 0;
 			st_release(&o->state, OWNER_FREE);
