@@ -1000,3 +1000,47 @@ TEST(hosted_thread_exit_gives_up_its_slot)
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }
+
+/* lab_check must run with no context inside the zone, and says so when one
+ * is.  It looked only at the CPU slots' depths: a thread without a slot,
+ * parked inside a call, went unnoticed (until 2026-11-28, evening). */
+static uint64_t slotless_pfn;
+static int slotless_rc;
+
+static void *slotless_alloc_parked(void *arg)
+{
+	(void)arg;
+	arm(PARK_LOCK_WAIT);
+	slotless_rc = lab_alloc(sz, 1, 0, LAB_NOWAIT, &slotless_pfn);
+	return NULL;
+}
+
+TEST(check_sees_a_slotless_context_inside)
+{
+	struct tzone t = tz_make(4096, 4, 1, 0, 87); /* one CPU slot: this thread's */
+	tz_owner(&t, 1, 0x3, 0, false);
+	sz = t.z;
+	sem_init(&parked, 0, 0);
+	sem_init(&resume, 0, 0);
+	uint64_t pfn;
+	ASSERT_EQ(lab_alloc(t.z, 1, 0, LAB_NOWAIT, &pfn), LAB_OK); /* take slot 0 here */
+	ASSERT_EQ(lab_free(t.z, 1, pfn, 0), LAB_OK);
+	ASSERT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	ASSERT_EQ(lab_check(t.z), LAB_OK);
+	struct lab_pool *p = &t.z->pools[owner_at(t.z, 1)->pool];
+	while (!lock_try(&p->lock, lab_plat_cpu()))
+		;
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, slotless_alloc_parked, NULL), 0);
+	sem_wait(&parked); /* in the alloc, waiting for the pool lock */
+	EXPECT_EQ(ld_relaxed(&t.z->pools[owner_at(t.z, 1)->pool].lock), lab_plat_cpu() + 1);
+	EXPECT_EQ(lab_check(t.z), LAB_ECORRUPT);
+	lock_put(&p->lock);
+	sem_post(&resume);
+	pthread_join(th, NULL);
+	ASSERT_EQ(slotless_rc, LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	EXPECT_EQ(lab_free(t.z, 1, slotless_pfn, 0), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}

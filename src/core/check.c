@@ -101,6 +101,12 @@ static void walk_caches(struct lab_zone *z, struct walk *w)
 		if (ld_relaxed(&cpu->busy))
 			bad(w, "labyrinth check: a CPU is inside the zone");
 	}
+	/* Slot-less contexts with an id of their own count their nesting here
+	 * (cpu.c): one left raised is a context inside the zone, or a call that
+	 * never left it. */
+	for (uint32_t i = 0; i < LAB_MAX_CPUS; i++)
+		if (ld_relaxed(&z->slotless_depth[i]))
+			bad(w, "labyrinth check: a context without a CPU slot is inside the zone");
 }
 
 static void check_frame(struct lab_zone *z, struct walk *w, uint32_t f)
