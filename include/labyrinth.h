@@ -192,8 +192,8 @@ struct lab_owner_cfg {
  * (LAB_EOVERLAP), as is an exclusive owner whose colours any other owner uses
  * (LAB_EOVERLAP with an exclusive owner, LAB_ESHARED with shared owners), or a
  * shared owner on an exclusive owner's colours (LAB_EOVERLAP).  Also
- * LAB_EINVAL (NULL zone or cfg, id 0 or above max_owners, colours empty or
- * beyond nr_colours, unknown flags), LAB_EEXIST, and LAB_EBUSY while the
+ * LAB_EINVAL (NULL zone or cfg, colours empty or beyond nr_colours, unknown
+ * flags), LAB_ENOOWNER (id 0 or above max_owners), LAB_EEXIST, and LAB_EBUSY while the
  * colours belong to a pool whose removal has not finished.
  * Context: not in interrupt context.  Cost: O(frames of the new colours) when
  * a new pool is created (its free frames are shuffled in), else O(1). */

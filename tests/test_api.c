@@ -8,8 +8,12 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "labyrinth/hosted.h"
 #include "labyrinth/platform.h"
 
 #define ALL32 0xffffffffull
@@ -1670,4 +1674,71 @@ TEST(hosted_zone_reinit)
 	EXPECT_EQ(lab_free(hz.zone, 1, x, 0), LAB_OK);
 	EXPECT_EQ(lab_check(hz.zone), LAB_OK);
 	lab_hosted_zone_destroy(&hz);
+}
+
+/* lab_hosted_alloc_wait (GFP_KERNEL for threads) gets a frame that a thread
+ * still alive frees with lab_hosted_free: the frame goes to that thread's
+ * cache, out of the sleeper's reach, unless the free gives the cache back
+ * (until 2026-11-28 it did not, and the sleeper waited out its timeout).
+ * In a deferred-scrub zone the frame is dirty as well: the sleeper scrubs
+ * before it sleeps again. */
+struct live_freer {
+	lab_zone_t *z;
+	uint64_t pfn[3];
+	sem_t done;
+	int rc;
+};
+
+static void *free_and_stay(void *arg)
+{
+	struct live_freer *lf = arg;
+	usleep(200000); /* the waiter sleeps by then (a free before it does drains nothing) */
+	for (int i = 0; i < 3; i++)
+		lf->rc |= lab_hosted_free(lf->z, 1, lf->pfn[i], 0);
+	sem_wait(&lf->done); /* alive (its slot, its cache) until the waiter is */
+	return NULL;
+}
+
+static void hosted_wait_for_a_live_free(uint32_t flags, uint8_t seed)
+{
+	struct tzone t = tz_make(512, 8, 4, LAB_ZONE_ZEROED | flags, seed);
+	tz_owner(&t, 1, 0xff, 0, false);
+	static uint64_t all[512];
+	unsigned n = 0;
+	uint64_t pfn;
+	while (n < 512 && lab_alloc(t.z, 1, 0, LAB_ATOMIC, &pfn) == LAB_OK)
+		all[n++] = pfn;
+	EXPECT_EQ(n, 512);
+	struct live_freer lf = {.z = t.z, .pfn = {all[n - 1], all[n - 2], all[n - 3]}};
+	n -= 3;
+	sem_init(&lf.done, 0, 0);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, free_and_stay, &lf), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = lab_hosted_alloc_wait(t.z, 1, 0, LAB_ATOMIC, 3000, &pfn);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	sem_post(&lf.done);
+	pthread_join(th, NULL);
+	double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	EXPECT_EQ(lf.rc, LAB_OK);
+	ASSERT_EQ(rc, LAB_OK);
+	EXPECT_TRUE(pfn == lf.pfn[0] || pfn == lf.pfn[1] || pfn == lf.pfn[2]);
+	EXPECT_TRUE(waited < 2.0);
+	all[n++] = pfn;
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(lab_free(t.z, 1, all[i], 0), LAB_OK);
+	EXPECT_EQ(lab_cpu_drain(t.z), LAB_OK);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	tz_free(&t);
+}
+
+TEST(hosted_alloc_wait_gets_a_live_threads_free)
+{
+	hosted_wait_for_a_live_free(0, 92);
+}
+
+TEST(hosted_alloc_wait_scrubs_deferred_frees)
+{
+	hosted_wait_for_a_live_free(LAB_ZONE_DEFERRED_SCRUB, 93);
 }

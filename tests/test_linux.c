@@ -279,9 +279,9 @@ static void *free_later(void *arg)
 	return NULL;
 }
 
-TEST(linux_gfp_kernel_waits_for_a_free)
+static void gfp_kernel_waits(uint32_t zone_flags, uint8_t seed)
 {
-	struct tzone t = tz_make(256, 32, 4, 0, 65);
+	struct tzone t = tz_make(256, 32, 4, zone_flags, seed);
 	tz_owner(&t, 1, ALL32, 0, false);
 	linux_setup(t.z, 1);
 	lab_linux_hosted_wait(5000);
@@ -308,6 +308,7 @@ TEST(linux_gfp_kernel_waits_for_a_free)
 	for (unsigned i = n; i < n + 16; i++)
 		one_of_them |= page_address(p) == held[i];
 	EXPECT_TRUE(one_of_them);
+	EXPECT_TRUE(all_byte(page_address(p), LAB_FRAME_SIZE, 0));
 	EXPECT_TRUE(waited >= 0.05 && waited < 4.0);
 	struct lab_linux_stats ls;
 	lab_linux_stats(&ls);
@@ -337,6 +338,79 @@ TEST(linux_gfp_kernel_waits_for_a_free)
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	linux_reset();
 	tz_free(&t);
+}
+
+TEST(linux_gfp_kernel_waits_for_a_free)
+{
+	gfp_kernel_waits(0, 65);
+}
+
+/* A deferred-scrub zone: the freed frames are dirty until scrubbed, and
+ * their frees moved the count already.  Until 2026-11-28 GFP_KERNEL tried
+ * once, failed, and slept until its bound passed; it now scrubs before it
+ * waits (direct reclaim). */
+TEST(linux_gfp_kernel_scrubs_deferred_frees)
+{
+	gfp_kernel_waits(LAB_ZONE_ZEROED | LAB_ZONE_DEFERRED_SCRUB, 88);
+}
+
+/* free_pages() takes any address inside the frame, as Linux's does
+ * (virt_to_page rounds down); until 2026-11-28 it warned LAB_EALIGN and the
+ * frame stayed held. */
+TEST(linux_free_pages_rounds_down)
+{
+	struct tzone t = tz_make(256, 32, 1, LAB_ZONE_ZEROED, 89);
+	tz_owner(&t, 1, ALL32, 0, false);
+	linux_setup(t.z, 1);
+	unsigned long a = __get_free_page(GFP_NOWAIT), b = __get_free_pages(GFP_NOWAIT, 2);
+	ASSERT_TRUE(a != 0 && b != 0);
+	free_page(a + 8);
+	free_pages(b + LAB_FRAME_SIZE - 1, 2);
+	struct lab_stats st;
+	lab_stats(t.z, &st);
+	EXPECT_EQ(st.nr_allocated, 0);
+	EXPECT_EQ(atomic_load(&warn_count), 0);
+	/* An interior frame of a block is still refused (the head names it). */
+	b = __get_free_pages(GFP_NOWAIT, 2);
+	ASSERT_TRUE(b != 0);
+	free_pages(b + LAB_FRAME_SIZE, 2);
+	EXPECT_EQ(atomic_load(&warn_count), 1);
+	free_pages(b, 2);
+	lab_stats(t.z, &st);
+	EXPECT_EQ(st.nr_allocated, 0);
+	EXPECT_EQ(lab_check(t.z), LAB_OK);
+	linux_reset();
+	tz_free(&t);
+}
+
+/* A zone without a direct map has no pages to give: the list refuses it.
+ * Until 2026-11-28 it was taken, every allocation took and gave back one of
+ * its blocks, and every free stopped its search at it (LAB_ENOMAP): pages
+ * of the zones after it could not be freed. */
+TEST(linux_zone_list_refuses_a_zone_without_a_direct_map)
+{
+	struct tzone nomap = tz_make(256, 32, 1, LAB_ZONE_NO_SCRUB, 90);
+	struct tzone t = tz_make(256, 32, 1, LAB_ZONE_ZEROED, 91);
+	tz_owner(&nomap, 1, ALL32, 0, false);
+	tz_owner(&t, 1, ALL32, 0, false);
+	linux_setup(t.z, 1);
+	lab_zone_t *zs[2] = {nomap.z, t.z};
+	EXPECT_EQ(lab_linux_set_zones(zs, 2), LAB_ENOMAP);
+	EXPECT_EQ(lab_linux_set_zone(nomap.z), LAB_ENOMAP);
+	/* The list is as it was: t alone. */
+	struct page *p = alloc_page(GFP_NOWAIT);
+	ASSERT_TRUE(p != NULL);
+	__free_page(p);
+	struct lab_stats st;
+	lab_stats(t.z, &st);
+	EXPECT_EQ(st.nr_allocated, 0);
+	EXPECT_EQ(st.allocs, 1);
+	lab_stats(nomap.z, &st);
+	EXPECT_EQ(st.allocs, 0);
+	EXPECT_EQ(atomic_load(&warn_count), 0);
+	linux_reset();
+	tz_free(&t);
+	tz_free(&nomap);
 }
 
 /* ---- bugs are never silent ------------------------------------------------------------ */
@@ -370,7 +444,9 @@ TEST(linux_bad_frees_warn_and_change_nothing)
 	free_page(a + PAGE_SIZE); /* inside the block */
 	EXPECT_EQ(atomic_load(&warn_count), 4);
 	EXPECT_EQ(atomic_load(&warn_last_err), LAB_EINTERIOR);
-	free_page(a + 8); /* not a frame address */
+	/* Not a frame address: a struct page always is (free_pages() rounds
+	 * an address down, as Linux's does: linux_free_pages_rounds_down). */
+	__free_pages((struct page *)(a + 8), 1);
 	EXPECT_EQ(atomic_load(&warn_count), 5);
 	EXPECT_EQ(atomic_load(&warn_last_err), LAB_EALIGN);
 	EXPECT_EQ(tz_hash(&t), h1);

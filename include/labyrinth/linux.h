@@ -11,7 +11,8 @@
  * Model.
  *  - struct page is an incomplete type: a `struct page *` IS the frame's
  *    direct-map address, so page_address() is a cast and virt_to_page() the
- *    reverse (rounded down to the frame).  It must never be dereferenced;
+ *    reverse (rounded down to the frame, as free_pages() rounds its address
+ *    down, like Linux's).  It must never be dereferenced;
  *    there is no per-page metadata beyond labyrinth's 8 bytes.  The direct
  *    maps of the zones must be 4 KiB aligned.
  *  - Allocations go to the embedder's zone list (lab_linux_set_zones):
@@ -100,7 +101,9 @@ typedef unsigned int gfp_t;
 
 /* Zones used by this layer, in allocation order (zones[0] is the default
  * zone); n = 0 clears the list.  The array is copied.  Returns LAB_OK, or
- * LAB_EINVAL (n > LAB_LINUX_MAX_ZONES, a NULL zone). */
+ * LAB_EINVAL (n > LAB_LINUX_MAX_ZONES, a NULL zone), LAB_ENOMAP (a zone
+ * without a direct map: a page is its direct-map address); nothing changes
+ * when it refuses. */
 LAB_API int lab_linux_set_zones(lab_zone_t *const *zones, unsigned n);
 /* One default zone: lab_linux_set_zones(&zone, 1); NULL clears. */
 LAB_API int lab_linux_set_zone(lab_zone_t *zone);
@@ -116,7 +119,10 @@ LAB_API void lab_linux_set_owner(lab_owner_t (*current)(void));
  * zone, the layer calls wait(arg, seq) with seq = lab_linux_free_seq() as read
  * before that attempt.  The hook blocks until the free count has moved past
  * seq or until its own bound passes, and returns 0 to try again or non-zero
- * to give up (the allocation then returns NULL).  While someone waits, every
+ * to give up (the allocation then returns NULL).  Before each wait the
+ * allocation scrubs up to 64 dirty frames in every zone (deferred-scrub
+ * zones: a freed frame is allocatable only once scrubbed, and its free has
+ * moved the count already) and tries again at once if it scrubbed any.  While someone waits, every
  * free through this layer also gives the freeing CPU's cached frames back to
  * the pools (lab_cpu_drain: a frame in another CPU's cache is out of the
  * waiter's reach, which is why Linux drains its per-CPU lists in the slow
@@ -233,7 +239,7 @@ static inline unsigned long get_zeroed_page(gfp_t gfp)
 static inline void free_pages(unsigned long addr, unsigned int order)
 {
 	if (addr != 0) /* free_pages(0, n) does nothing, as in Linux */
-		lab_linux_free(lab_linux_current(), (const void *)(uintptr_t)addr, order);
+		lab_linux_free(lab_linux_current(), virt_to_page((const void *)(uintptr_t)addr), order);
 }
 
 static inline void free_page(unsigned long addr)

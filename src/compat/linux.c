@@ -45,9 +45,16 @@ int lab_linux_set_zones(lab_zone_t *const *zs, unsigned n)
 {
 	if (n > LAB_LINUX_MAX_ZONES || (n && !zs))
 		return LAB_EINVAL;
-	for (unsigned i = 0; i < n; i++)
+	uint64_t pfn;
+	for (unsigned i = 0; i < n; i++) {
 		if (!zs[i])
 			return LAB_EINVAL;
+		/* A page is its direct-map address: a zone without one can serve
+		 * no page (its blocks were taken and given back on every call),
+		 * and stopped every free's search at it (until 2026-11-28). */
+		if (lab_virt_to_pfn(zs[i], NULL, &pfn) == LAB_ENOMAP)
+			return LAB_ENOMAP;
+	}
 	for (unsigned i = 0; i < LAB_LINUX_MAX_ZONES; i++)
 		zones[i] = i < n ? zs[i] : NULL;
 	nr_zones = n;
@@ -303,6 +310,17 @@ void *lab_linux_alloc(lab_owner_t owner, gfp_t gfp, unsigned order)
 		}
 		if (!may_wait)
 			break;
+		/* Direct reclaim: frames freed into a deferred-scrub zone are
+		 * dirty until scrubbed, and their frees moved free_seq already,
+		 * so the wait would sleep past them (until 2026-11-28). */
+		size_t scrubbed = 0;
+		for (unsigned i = 0; i < nr_zones; i++) { /* bound: LAB_LINUX_MAX_ZONES */
+			size_t d = 0;
+			lab_scrub(zones[i], 64, &d);
+			scrubbed += d;
+		}
+		if (scrubbed)
+			continue;
 		atomic_fetch_add_explicit(&nr_waits, 1, memory_order_relaxed);
 		if (wait_fn(wait_arg, seq) != 0) {
 			atomic_fetch_add_explicit(&nr_wait_fails, 1, memory_order_relaxed);

@@ -22,6 +22,10 @@ int lab_hosted_free(lab_zone_t *zone, lab_owner_t owner, uint64_t pfn, unsigned 
 {
 	int rc = lab_free(zone, owner, pfn, order);
 	if (rc == LAB_OK && atomic_load(&sleepers)) {
+		/* An order-0 frame went to this thread's cache, where no sleeper
+		 * can take it: give the cache back (until 2026-11-28 a sleeper
+		 * waited out its timeout while a live thread held the frame). */
+		lab_cpu_drain(zone);
 		pthread_mutex_lock(&mu);
 		frees_seen++;
 		pthread_cond_broadcast(&cv);
@@ -50,6 +54,15 @@ int lab_hosted_alloc_wait(lab_zone_t *zone, lab_owner_t owner, unsigned order, u
 		if (rc != LAB_ENOMEM && rc != LAB_EQUOTA && rc != LAB_EFRAG) {
 			atomic_fetch_sub(&sleepers, 1);
 			return rc;
+		}
+		/* Reclaim before sleeping: frames freed into a deferred-scrub
+		 * zone are dirty until someone scrubs them, and their frees have
+		 * woken us already.  A blocking caller may do that work. */
+		size_t scrubbed = 0;
+		lab_scrub(zone, 64, &scrubbed);
+		if (scrubbed) {
+			atomic_fetch_sub(&sleepers, 1);
+			continue;
 		}
 		pthread_mutex_lock(&mu);
 		int w = 0;
