@@ -34,7 +34,7 @@ bad "--policy wants lab, lifo"             audit --policy bogus
 bad "--policy wants a value"               audit --policy
 bad "--class wants C1..C6, got 'C7'"       audit --class C7
 bad "--runs wants 1..1000, got '0'"        audit --runs 0
-bad "--samples wants 1000..2^32"           audit --samples 5
+bad "--samples wants 50000..2^32"          audit --samples 5000
 bad "--seed wants a decimal number"        audit --seed -1
 bad "unknown option '--ful'"               audit --ful
 bad "unknown option '--bogus'"             bench --bogus
@@ -47,7 +47,9 @@ bad "--size wants 16M..1T, got '+1G'"      demo --size +1G
 bad "--size wants a multiple of 4K"        info --size 4097
 bad "not for --colour"                     audit --policy lifo --colour
 bad "not for --timing"                     audit --policy colourblind --class C1
-bad "which this run does not run"          audit --samples 5000
+bad "which this run does not run"          audit --samples 50000
+bad "--full runs the issue's timing test"   audit --full --runs 3
+bad "--full runs the issue's timing test"   audit --full --samples 500000
 bad "wants at most one command"            help demo bench
 rm -f /tmp/cli-check.$$
 

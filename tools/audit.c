@@ -34,16 +34,20 @@ static const char help[] =
 	"                   firstfit.  Ownership: noscrub (the library with\n"
 	"                   LAB_ZONE_NO_SCRUB) for the canaries, trusting (frees\n"
 	"                   whatever block holds the frame, as its owner) for the\n"
-	"                   invalid frees, racy (checks the owner, then frees, in two\n"
+	"                   invalid frees, poisoning (poisons the frames it is named, as\n"
+	"                   slab debugging does, then refuses with the right code) for\n"
+	"                   the invalid frees' state-unchanged half, racy (checks the\n"
+	"                   owner, then frees, in two\n"
 	"                   steps) for the racing frees.  Colour: colourblind (every\n"
 	"                   owner gets every colour, shared).  Timing: leaky (a toy\n"
 	"                   with the classic leaks: scan, rejection sampling, zeroing\n"
 	"                   at allocation, buddy merges).  lab (default): the library,\n"
 	"                   every part\n"
 	"  --seed N         fixed CSPRNG seed (default 1 for reduced runs, entropy for --full)\n"
-	"  --runs N         valid dudect runs per class pair (default 5); timing part only\n"
-	"  --samples N      measurements per dudect run (default 10^6 with --full, 10^5\n"
-	"                   else); timing part only\n"
+	"  --runs N         valid dudect runs per class pair (default 5; --full: at least\n"
+	"                   5, the issue's test); timing part only\n"
+	"  --samples N      measurements per dudect run, 50000 or more (default 10^6 with\n"
+	"                   --full, which takes no fewer, 10^5 else); timing part only\n"
 	"  --class Cn       timing part: only class pair Cn (C1..C6) and the system-call\n"
 	"                   check, for a targeted run; implies --timing\n"
 	"  -v, --verbose    more detail; for each dudect run, which test gave the\n"
@@ -78,8 +82,8 @@ void audit_note(const char *fmt, ...)
 
 const char *audit_policy_name(enum audit_policy p)
 {
-	static const char *n[POLICY_NR] = {"lab",     "lifo",     "scan",       "firstfit",
-	                                   "noscrub", "trusting", "racy",     "colourblind", "leaky"};
+	static const char *n[POLICY_NR] = {"lab",       "lifo", "scan",        "firstfit", "noscrub",
+	                                   "trusting",  "poisoning", "racy", "colourblind", "leaky"};
 	return p < POLICY_NR ? n[p] : "?";
 }
 
@@ -91,7 +95,8 @@ bool audit_policy_part(const struct audit_opts *o, enum audit_part part)
 	case POLICY_SCAN:
 	case POLICY_FIRSTFIT: return part == PART_PLACEMENT;
 	case POLICY_NOSCRUB: return part == PART_CANARY;
-	case POLICY_TRUSTING: return part == PART_FREES;
+	case POLICY_TRUSTING:
+	case POLICY_POISONING: return part == PART_FREES;
 	case POLICY_RACY: return part == PART_RACE;
 	case POLICY_COLOURBLIND: return part == PART_COLOUR;
 	case POLICY_LEAKY: return part == PART_TIMING;
@@ -104,7 +109,8 @@ static const char *policy_for(enum audit_policy p)
 {
 	switch (p) {
 	case POLICY_NOSCRUB: return "the ownership part's canaries (P5)";
-	case POLICY_TRUSTING: return "the ownership part's invalid frees (P7)";
+	case POLICY_TRUSTING:
+	case POLICY_POISONING: return "the ownership part's invalid frees (P7)";
 	case POLICY_RACY: return "the ownership part's racing frees (P4)";
 	case POLICY_COLOURBLIND: return "the colour part (P6)";
 	case POLICY_LEAKY: return "the timing part (P2, P3)";
@@ -157,7 +163,7 @@ int cmd_audit(int argc, char **argv)
 				;
 			if (k == POLICY_NR)
 				return cli_usage_error("audit", "--policy wants lab, lifo, scan, firstfit, noscrub, trusting, "
-				                       "racy, colourblind or leaky, got '%s'", p);
+				                       "poisoning, racy, colourblind or leaky, got '%s'", p);
 			o.policy = k;
 		} else if (!strcmp(a, "--seed") && i + 1 < argc) {
 			if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &o.seed))
@@ -169,8 +175,10 @@ int cmd_audit(int argc, char **argv)
 			o.timing_runs = (unsigned)v;
 			timing_opt = true;
 		} else if (!strcmp(a, "--samples") && i + 1 < argc) {
-			if (!cli_parse_uint(argv[++i], 1000, 1ull << 32, &o.timing_samples))
-				return cli_usage_error("audit", "--samples wants 1000..2^32, got '%s'", argv[i]);
+			/* The first 10^4 only set dudect's crops, and the second-order
+			 * test starts past 10^4 of each class: fewer would test nothing. */
+			if (!cli_parse_uint(argv[++i], 50000, 1ull << 32, &o.timing_samples))
+				return cli_usage_error("audit", "--samples wants 50000..2^32, got '%s'", argv[i]);
 			timing_opt = true;
 		} else if (!strcmp(a, "--class") && i + 1 < argc) {
 			const char *c = argv[++i];
@@ -214,6 +222,9 @@ int cmd_audit(int argc, char **argv)
 		o.seed = 1; /* reduced runs are deterministic */
 		o.seeded = true;
 	}
+	if (o.full && o.timing && (o.timing_runs < 5 || (o.timing_samples && o.timing_samples < 1000000)))
+		return cli_usage_error("audit", "--full runs the issue's timing test: at least 5 runs of 10^6 "
+		                       "measurements (use --timing for fewer)");
 	if (!o.timing_samples)
 		o.timing_samples = o.full ? 1000000 : 100000;
 

@@ -24,6 +24,7 @@ enum audit_policy {
 	POLICY_FIRSTFIT,    /* placement: lowest free frame first                          */
 	POLICY_NOSCRUB,     /* ownership canaries: the library with LAB_ZONE_NO_SCRUB      */
 	POLICY_TRUSTING,    /* invalid frees: a free that believes its caller              */
+	POLICY_POISONING,   /* invalid frees: poisons the named frames, then refuses       */
 	POLICY_RACY,        /* racing frees: owner checked, then freed, in two steps       */
 	POLICY_COLOURBLIND, /* colour model: every owner given every colour, shared        */
 	POLICY_LEAKY,       /* timing: a toy with the classic leaks (audit_timing.c)       */
