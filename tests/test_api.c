@@ -1692,7 +1692,15 @@ struct live_freer {
 static void *free_and_stay(void *arg)
 {
 	struct live_freer *lf = arg;
-	usleep(200000); /* the waiter sleeps by then (a free before it does drains nothing) */
+	/* Not before the waiter's first attempt failed: it counts as a sleeper
+	 * from before that attempt on, and a free made before anyone sleeps
+	 * leaves its frame in this thread's cache (hosted.h). */
+	struct lab_stats st;
+	do {
+		usleep(1000);
+		lab_stats(lf->z, &st);
+	} while (st.fail_nomem == 0);
+	usleep(20000);
 	for (int i = 0; i < 3; i++)
 		lf->rc |= lab_hosted_free(lf->z, 1, lf->pfn[i], 0);
 	sem_wait(&lf->done); /* alive (its slot, its cache) until the waiter is */

@@ -111,10 +111,14 @@ LAB_API void lab_hosted_track(lab_zone_t *zone, bool on);
 LAB_API int lab_hosted_pfn_of(const void *addr, uint64_t *pfn);
 
 /* GFP_KERNEL: like lab_alloc, but when the zone has no frame for the owner
- * (LAB_ENOMEM, LAB_EQUOTA, LAB_EFRAG) first scrub up to 64 dirty frames
- * (deferred-scrub zones) and try again if any were, else sleep until another
- * thread frees through lab_hosted_free, or until timeout_ms passes (then the
- * last error).  Context: threads only, never from a signal handler. */
+ * (LAB_ENOMEM, LAB_EQUOTA, LAB_EFRAG) sleep until another thread frees
+ * through lab_hosted_free, or until timeout_ms passes (then the last error).
+ * Before each sleep, unless the owner is at its quota, it scrubs up to 64
+ * dirty frames (a deferred-scrub zone's frees, a zone that did not start
+ * zeroed) and tries once more if it scrubbed any.  A frame freed before
+ * anyone slept stays in its thread's cache until that thread calls into the
+ * zone again, exits, or runs lab_cpu_drain.  Context: threads only, never
+ * from a signal handler. */
 LAB_API int lab_hosted_alloc_wait(lab_zone_t *zone, lab_owner_t owner, unsigned order,
                                   unsigned flags, unsigned timeout_ms, uint64_t *pfn);
 /* lab_free, then, while lab_hosted_alloc_wait sleepers exist, give this

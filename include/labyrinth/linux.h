@@ -120,9 +120,10 @@ LAB_API void lab_linux_set_owner(lab_owner_t (*current)(void));
  * before that attempt.  The hook blocks until the free count has moved past
  * seq or until its own bound passes, and returns 0 to try again or non-zero
  * to give up (the allocation then returns NULL).  Before each wait the
- * allocation scrubs up to 64 dirty frames in every zone (deferred-scrub
- * zones: a freed frame is allocatable only once scrubbed, and its free has
- * moved the count already) and tries again at once if it scrubbed any.  While someone waits, every
+ * allocation scrubs up to 64 dirty frames in every zone (a deferred-scrub
+ * zone's frees, a zone that did not start zeroed: a freed frame is
+ * allocatable only once scrubbed, and its free has moved the count
+ * already) and, if it scrubbed any, tries once more before it waits.  While someone waits, every
  * free through this layer also gives the freeing CPU's cached frames back to
  * the pools (lab_cpu_drain: a frame in another CPU's cache is out of the
  * waiter's reach, which is why Linux drains its per-CPU lists in the slow
@@ -239,7 +240,7 @@ static inline unsigned long get_zeroed_page(gfp_t gfp)
 static inline void free_pages(unsigned long addr, unsigned int order)
 {
 	if (addr != 0) /* free_pages(0, n) does nothing, as in Linux */
-		lab_linux_free(lab_linux_current(), virt_to_page((const void *)(uintptr_t)addr), order);
+		__free_pages(virt_to_page((const void *)(uintptr_t)addr), order); /* 1..4095: NULL, warned */
 }
 
 static inline void free_page(unsigned long addr)

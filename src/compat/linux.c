@@ -310,17 +310,25 @@ void *lab_linux_alloc(lab_owner_t owner, gfp_t gfp, unsigned order)
 		}
 		if (!may_wait)
 			break;
-		/* Direct reclaim: frames freed into a deferred-scrub zone are
+		/* Direct reclaim, once before each wait: frames freed into a
+		 * deferred-scrub zone (or a zone that did not start zeroed) are
 		 * dirty until scrubbed, and their frees moved free_seq already,
-		 * so the wait would sleep past them (until 2026-11-28). */
+		 * so the wait would sleep past them (until 2026-11-28).  At most
+		 * 64 frames a zone, then one more attempt, then the wait: the
+		 * hook's bound holds however much is dirty. */
 		size_t scrubbed = 0;
 		for (unsigned i = 0; i < nr_zones; i++) { /* bound: LAB_LINUX_MAX_ZONES */
 			size_t d = 0;
 			lab_scrub(zones[i], 64, &d);
 			scrubbed += d;
 		}
-		if (scrubbed)
-			continue;
+		if (scrubbed && (rc = try_zones(owner, flags, order, &va)) == LAB_OK)
+			break;
+		va = NULL;
+		if (scrubbed && !out_of_memory(rc)) {
+			lab_linux_warn("alloc_pages", rc, NULL);
+			break;
+		}
 		atomic_fetch_add_explicit(&nr_waits, 1, memory_order_relaxed);
 		if (wait_fn(wait_arg, seq) != 0) {
 			atomic_fetch_add_explicit(&nr_wait_fails, 1, memory_order_relaxed);

@@ -51,18 +51,18 @@ int lab_hosted_alloc_wait(lab_zone_t *zone, lab_owner_t owner, unsigned order, u
 		atomic_fetch_add(&sleepers, 1);
 		pthread_mutex_unlock(&mu);
 		int rc = lab_alloc(zone, owner, order, flags, pfn);
+		/* Reclaim before sleeping, once a wake-up: frames freed into a
+		 * deferred-scrub zone (or a zone that did not start zeroed) are
+		 * dirty until someone scrubs them, and their frees have woken us
+		 * already.  A blocking caller may do 64 frames of that work; an
+		 * owner at its quota gains nothing from it. */
+		size_t scrubbed = 0;
+		if ((rc == LAB_ENOMEM || rc == LAB_EFRAG) && lab_scrub(zone, 64, &scrubbed) != LAB_EINVAL &&
+		    scrubbed)
+			rc = lab_alloc(zone, owner, order, flags, pfn);
 		if (rc != LAB_ENOMEM && rc != LAB_EQUOTA && rc != LAB_EFRAG) {
 			atomic_fetch_sub(&sleepers, 1);
 			return rc;
-		}
-		/* Reclaim before sleeping: frames freed into a deferred-scrub
-		 * zone are dirty until someone scrubs them, and their frees have
-		 * woken us already.  A blocking caller may do that work. */
-		size_t scrubbed = 0;
-		lab_scrub(zone, 64, &scrubbed);
-		if (scrubbed) {
-			atomic_fetch_sub(&sleepers, 1);
-			continue;
 		}
 		pthread_mutex_lock(&mu);
 		int w = 0;
