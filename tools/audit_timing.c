@@ -621,7 +621,7 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 				bool is_b = role == 1;
 				if (set_state(s, is_b ? p->nb : p->na, is_b ? p->mask_b : p->mask_a, p->shared,
 				              is_b ? p->lb : p->la, is_b ? p->builder_b : OWNER, p->zone_flags,
-				              seed + 16 * k + role)) {
+				              seed ^ (uint64_t)(16 * k + role) << 24)) {
 					free(lat[0]);
 					free(lat[1]);
 					free(lat_fixed);
@@ -632,10 +632,12 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 			/* Untimed calls, round robin from a zone that changes with
 			 * the phase, so no zone starts the phase warmer for having
 			 * been rebuilt or called last. */
-			for (unsigned j = 0; j < 4096 * ROLES; j++) {
+			for (unsigned j = 0; j < 4160 * ROLES; j++) {
 				unsigned m = (j + k) % ROLES;
 				struct state *s = &mem[m];
-				uint32_t who = (m + ROLES - u) % ROLES == 1 ? p->builder_b : OWNER; /* its role's */
+				/* Its role's owner; the last 64 rounds OWNER's everywhere,
+				 * whose calls are timed (C4's b: its owner record warm). */
+				uint32_t who = j < 4096 * ROLES && (m + ROLES - u) % ROLES == 1 ? p->builder_b : OWNER;
 				uint64_t pfn;
 				if (t_alloc(s, who, &pfn) == LAB_OK) {
 					t_free(s, who, pfn);
