@@ -608,7 +608,7 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	 * round once per 65,536 measurements, so a phase's b calls take at
 	 * most about 2,048 of its 32,768 free frames.  (Its warm-up calls are
 	 * the other owner's.)  Until 2026-11-28 a full run's phases took
-	 * 31,250 and only 59 % of b's calls met a frame of the other owner. */
+	 * 31,250 and only about 57 % of b's calls met a frame of the other owner. */
 	uint64_t squares = p->builder_b != OWNER && samples / 65536 > 1 ? samples / 65536 : 1;
 	uint64_t per_phase = samples / (PHASES * squares) + 1;
 	uint64_t run0 = tsc_begin();
