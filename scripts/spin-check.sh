@@ -59,10 +59,11 @@ fi
 # ---- the runs: KIND NAME HASHBITS DEFINES... -----------------------------------
 # 2 CPUs, 3 frames unless NF=4; OPS operations per CPU (OPS0/OPS1 per CPU);
 # PCP_MAX=2: a pcp of 2 frames, so lab_free_insert's spill-first runs.
-# States per check (pan's "states, stored"): teardown 7.6M, claim 4.1M,
+# States per check (pan's "states, stored"): teardown 7.6M, removal 4.9M
+# (-DREMOVAL, the pool's death; OPS=2 has 15.3M and passes too), claim 4.1M,
 # claim_one_owner 2.7M, claim_teardown 2.2M, pcp2 2.1M, one_owner 2.0M, nf4
-# 1.6M, deferred 1.4M, base 0.9M, asym 0.8M: about 25M states, and the whole
-# script about 100 s of CPU.  Heaviest first (see -j).  Cut down to finish
+# 1.6M, deferred 1.4M, base 0.9M, asym 0.8M: about 30M states, and the whole
+# script about 100 s of CPU (65 s with -j 1 on an idle machine, 2026-11-28).  Heaviest first (see -j).  Cut down to finish
 # within 5 minutes on a shared 2-core machine: claim_teardown OPS1=2 -> 1
 # (was 13.1M states; it still has the racing order-1 free of pool.pml's
 # FIXED: MUTANT_TAIL_BEFORE_CAS dies there too), claim_one_owner OPS0=3 -> 2
@@ -71,6 +72,7 @@ fi
 # Coverage masks: bit k = probe k of pool.pml's list.
 JOBLIST=$(cat <<'EOF'
 check  teardown           24 -DTEARDOWN -DOPS0=1 -DOPS1=3
+check  removal            23 -DREMOVAL -DOPS0=1 -DOPS1=2
 check  claim              23 -DCLAIM
 check  claim_one_owner    23 -DCLAIM -DONE_OWNER -DOPS0=2 -DOPS1=3
 check  claim_teardown     23 -DCLAIM -DTEARDOWN -DOPS0=1 -DOPS1=1
@@ -93,6 +95,8 @@ mutant scrub_after_insert 20 -DMUTANT_SCRUB_AFTER_INSERT
 mutant ring_no_scrub      20 -DDEFERRED -DMUTANT_RING_NO_SCRUB
 mutant ring_no_pcp_record 20 -DMUTANT_RING_NO_PCP_RECORD
 mutant tail_overwrite     20 -DPCP_MAX=2 -DMUTANT_TAIL_OVERWRITE
+mutant no_postcas_state   20 -DREMOVAL -DOPS=1 -DMUTANT_NO_POSTCAS_STATE
+mutant refill_from_dying  20 -DREMOVAL -DOPS=1 -DMUTANT_REFILL_FROM_DYING
 equiv  stale_n            21 -DMUTANT_STALE_N
 equiv  rec_first          21 -DMUTANT_REC_FIRST
 cover  cover_teardown     22 -DCOVERAGE=0x1c000 -DTEARDOWN -DOPS0=0 -DOPS1=2
@@ -102,6 +106,7 @@ cover  cover_one_owner    22 -DCOVERAGE=0xc00 -DONE_OWNER
 cover  cover_claim        22 -DCOVERAGE=0x3000 -DCLAIM
 cover  cover_deferred     22 -DCOVERAGE=0x60000 -DDEFERRED
 cover  cover_pcp2         22 -DCOVERAGE=0x780000 -DPCP_MAX=2
+cover  cover_removal      22 -DCOVERAGE=0x1f000000 -DREMOVAL -DOPS0=1 -DOPS1=2
 EOF
 )
 

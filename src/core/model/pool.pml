@@ -4,7 +4,8 @@
  * Checked by scripts/spin-check.sh (spin -a, cc -O2 -DSAFETY, exhaustive
  * search, every configuration below, the seeded bugs and the coverage runs).
  * The C side: src/core/pool.c, src/core/cpu.c, src/core/alloc.c,
- * src/core/scrub.c, src/core/owner.c (reclaim), record encoding in
+ * src/core/scrub.c, src/core/owner.c (reclaim, pool_home, pool_dissolve),
+ * record encoding in
  * src/core/internal.h.  Every statement group below names the C function it
  * models, in a comment.
  *
@@ -33,7 +34,8 @@
  * Options add order-1 alloc/free (claim, remove_slot, Fisher-Yates insert),
  * owner removal racing with the owner's allocs and frees (reclaim and the
  * post-commit DYING check), one owner for both CPUs (racing frees of one
- * block), and deferred scrubbing (dirty rings, lab_scrub, ring overflow).
+ * block), deferred scrubbing (dirty rings, lab_scrub, ring overflow), and
+ * a pool's death (REMOVAL) racing with exchanges, refills and frees.
  *
  * Abstracted away: memory is sequentially consistent (the C11 acquire /
  * release orderings are NOT checked, that needs a weak-memory checker, only
@@ -42,9 +44,11 @@
  * so uniformity (P1) is not checked, only safety); prefetches and the
  * exchange pipeline (loads without effect); reserve and quota (0); statistics
  * and held counters; nested calls (signal handlers) and their queue;
- * slot-less CPUs (alloc0_locked); several pools and colours; pool build and
- * teardown phases 2-4 (owner 2's pool is shared, so removal ends after
- * reclaim); lab_scrub's frame-table walk; a pcp capacity above the frame
+ * slot-less CPUs (alloc0_locked); several pools and colours; pool build;
+ * with TEARDOWN, removal phases 2-4 (owner 2's pool is shared, so removal
+ * ends after reclaim); with REMOVAL, phases 0-2 (the owners stay ACTIVE and
+ * keep calling: more behaviours than C, where only calls already in flight
+ * meet the death, since it waits for the held counts to be zero); lab_scrub's frame-table walk; a pcp capacity above the frame
  * count (pcp_max = 4 > NF - 1: lab_free_insert's spill-first never runs by
  * default; -DPCP_MAX=2 scales the capacity down so it does); the pcp ring's
  * physical head (rotated to index 0: the same FIFO); several probes of
@@ -75,6 +79,22 @@
  *                 happens); lab_scrub (a call of either CPU) scrubs and
  *                 inserts it.  Without DEFERRED the synchronous mode runs:
  *                 the scrub ghost is checked in every configuration
+ *   REMOVAL       a third process kills the pool (owner.c remove_locked,
+ *                 the pool's last owner): phase 2's store of POOL_DYING
+ *                 (seq_cst) and the z->gen bump, phase 3 pool_home (under
+ *                 the pool lock, the frame records in order from p->cursor,
+ *                 which persists across retries; one not INPOOL: unlock,
+ *                 retry), phase 4 pool_dissolve (pop all, records
+ *                 UNASSIGNED, state FREE).  CPUs run lab_ctx_enter's catch-
+ *                 up at every call (gen moved: lab_pcp_drain(dying_only));
+ *                 lab_free_insert exchanges only while ACTIVE, the exchange
+ *                 re-reads the state after its CAS (all positions), the
+ *                 refill checks it under the lock.  Not with TEARDOWN, CLAIM
+ *                 (allocn's check is not modelled), DEFERRED, PCP_MAX < NF.
+ *                 A CPU that stopped with frames cached makes pool_home fail
+ *                 for good (C: LAB_EAGAIN until that CPU calls again): the
+ *                 remover gives up after a walk that began with both CPUs
+ *                 done
  *   COVERAGE=mask report the probes (list below) the search reaches and
  *                 stop once all probes of the bit mask were reached
  *   NOCLAIM       leave the never claim out (debugging)
@@ -115,9 +135,14 @@
  *     assert(false) at the C line that would panic; the exchange's CAS on
  *     an entry of its own ring (PCP -> BUSY) and on f itself (BUSY -> BUSY)
  *     never fails (C would just retry; "only G positions can fail").
+ *     M6 (REMOVAL) once pool_home's walk found every record INPOOL
+ *        (ghost homed, asserted there with G full and the pcps empty): no
+ *        frame is held, in a pcp, in transit, or has record PCP; once
+ *        pool_dissolve ran: every record UNASSIGNED and n = 0.
  *   - final check (all processes done, everything freed): the pool lock is
  *     free; G[0,n) plus the pcps (plus dirty rings) hold every frame exactly
- *     once with matching records; nothing is held.
+ *     once with matching records; nothing is held.  REMOVAL, pool dissolved:
+ *     G and the pcps empty, every record UNASSIGNED, state FREE.
  *   - watchdog: when nothing can move (timeout) every process has finished:
  *     no deadlock, no wait that never ends (spin's invalid-end-state check
  *     is off with a never claim; this replaces it).
@@ -164,6 +189,12 @@
  *   21 exchange done at f itself (r = n + count: f stays at the ring's tail)
  *   22 lab_free_insert: pcp full, spill before the exchange (PCP_MAX=2)
  *   23 exchange done with G empty (n = 0: a ring position or f itself)
+ *   24 exchange: the state re-read after the CAS on a G slot's frame saw
+ *      DYING: record put back, insert under the lock (REMOVAL)
+ *   25 pool_home's walk met a locked (BUSY) record: retry (REMOVAL)
+ *   26 refill: the pool not ACTIVE under the lock, LAB_ENOMEM (REMOVAL)
+ *   27 pool_home succeeded and pool_dissolve emptied the pool (REMOVAL)
+ *   28 exchange: the same at an entry of the CPU's ring or f itself (REMOVAL)
  *
  * Seeded bugs; spin finds each (what catches it, in the runner's config):
  *   MUTANT_NO_RECHECK          exchange: after the CAS, no re-read of n and no
@@ -203,6 +234,16 @@
  *                              record says PCP but no ring has it: lost).  The
  *                              bug this change had before the spill moved
  *                              ahead of the exchange.
+ *   MUTANT_NO_POSTCAS_STATE    exchange: no re-read of the pool state after
+ *                              the CAS (REMOVAL; pool_home's assert: the walk
+ *                              passed g, stopped at f BUSY; the exchange locks
+ *                              g, puts f in g's slot; the retried walk finds f
+ *                              INPOOL and calls the pool home with g on its
+ *                              way into a pcp)
+ *   MUTANT_REFILL_FROM_DYING   refill: no state check under the lock
+ *                              (REMOVAL; pool_dissolve's assert: a refill
+ *                              between the walk and the dissolve takes frames
+ *                              into a pcp, they are never dissolved)
  *   MUTANT_TAIL_BEFORE_CAS     lab_free order 1: the tail check before the
  *                              commit CAS (the FIXED bug above; CLAIM +
  *                              ONE_OWNER: the panic assert on a racing free)
@@ -273,10 +314,13 @@ c_decl { unsigned probe_seen; }
 #define PROBE_IF(c, k)
 #endif
 
-#ifdef TEARDOWN
+#if defined(TEARDOWN) || defined(REMOVAL)
 #define NPROC 3
 #else
 #define NPROC 2
+#endif
+#if defined(REMOVAL) && (defined(TEARDOWN) || defined(CLAIM) || defined(DEFERRED) || PCP_MAX < NF)
+#error "REMOVAL: not modelled with TEARDOWN, CLAIM, DEFERRED or PCP_MAX < NF"
 #endif
 
 /* ---- record encoding (internal.h "record.c: the frame table") -------------
@@ -292,6 +336,7 @@ c_decl { unsigned probe_seen; }
 #define TAIL1(o)    (28 + (o))        /* ST_TAIL,  a = order 1              */
 #define DIRTY(o)    (32 + (o))        /* ST_DIRTY, id = previous owner      */
 #define IS_BUSY(v)  ((v) >= 10 && (v) < 13)
+#define R_UNAS      40                /* ST_UNASSIGNED (pool_dissolve)      */
 
 #ifdef ONE_OWNER
 #define OWN(c) 1
@@ -301,6 +346,9 @@ c_decl { unsigned probe_seen; }
 
 #define O_ACTIVE 1
 #define O_DYING 2
+#define P_FREE 0         /* POOL_FREE, POOL_ACTIVE, POOL_DYING (REMOVAL)     */
+#define P_ACTIVE 1
+#define P_DYING 2
 
 /* ---- shared state ------------------------------------------------------- */
 byte G[NF];           /* the pool's array (gstore through gslot)            */
@@ -329,6 +377,12 @@ bit tr[NF];           /* f left a pcp ring and its record still says PCP:
                          spill (until append's record store)               */
 byte done = 0;
 bit ready = 0;        /* lab_pool_build done (the never claim waits for it)   */
+#ifdef REMOVAL
+byte pstate = P_ACTIVE; /* p->state                                          */
+byte gen = 0;         /* z->gen (bumped once: the pool's death)             */
+bit homed = 0;        /* ghost: pool_home's walk found every frame in G     */
+bit dissolved = 0;    /* ghost: pool_dissolve emptied G, records UNASSIGNED */
+#endif
 
 /* frame f is in G[0, n) */
 #define INLIVE(f) ((n > 0 && G[0] == (f)) || (n > 1 && G[1] == (f)) || \
@@ -499,7 +553,14 @@ inline pcp_spill(kk)
 inline pcp_refill()
 {
 	lock_get();                                     /* lock_get(&p->lock) */
+#if defined(REMOVAL) && !defined(MUTANT_REFILL_FROM_DYING)
+	if                                              /* ld_relaxed(&p->state) != POOL_ACTIVE: */
+	:: pstate != P_ACTIVE -> PROBE_AT(26) k = 0     /* lock_put; return LAB_ENOMEM */
+	:: else -> pop_locked(BATCH)
+	fi;
+#else
 	pop_locked(BATCH);                              /* k = lab_pool_pop_locked(..., BATCH) */
+#endif
 	lock_put();                                     /* lock_put(&p->lock) */
 	j = 0;
 	do
@@ -572,7 +633,16 @@ inline exchange(fr)
 			};
 			if
 			:: !ok -> PROBE_AT(1) skip      /* continue: another position */
+#if defined(REMOVAL) && !defined(MUTANT_NO_POSTCAS_STATE)
+			:: ok && pstate != P_ACTIVE ->  /* ld(&p->state, seq_cst) != POOL_ACTIVE: */
+				PROBE_AT(24) atomic {   /* st_release(rg, v); return false */
+					rec[g] = INPOOL(r / 2); ok = 0
+				};
+				break
+			:: ok && pstate == P_ACTIVE ->
+#else
 			:: else ->
+#endif
 #if defined(MUTANT_NO_RECHECK)
 				s = r;                  /* MUTANT: no re-read of n, no locate */
 #else
@@ -613,6 +683,14 @@ inline exchange(fr)
 				assert(rec[g] == R_PCP);
 				rec[g] = BUSY(me); xg[me] = g + 1; s = TAILIX(r - n1)
 			};
+#if defined(REMOVAL) && !defined(MUTANT_NO_POSTCAS_STATE)
+			if                              /* the state re-read (all positions) */
+			:: pstate != P_ACTIVE ->        /* st_release(rg, v = gpcp); return false */
+				PROBE_AT(28) atomic { rec[g] = R_PCP; xg[me] = 0; ok = 0; s = 0 };
+				break
+			:: else
+			fi;
+#endif
 			/* nn = ld_acquire(&p->n) and the hit tests: in_g = 0 masks them to
 			 * hit0 = (ld(slot) == g), true (the slot is ours): no step */
 			atomic {                        /* st_relaxed(at = slot, f); */
@@ -633,6 +711,13 @@ inline exchange(fr)
 			 * shares the step of the stores.  st_relaxed(at = tail, f);
 			 * st_release(rec[f], fpcp); st_relaxed(tail, g = f);
 			 * st_release(rec[g], gpcp): one value stored twice; count + 1 */
+#if defined(REMOVAL) && !defined(MUTANT_NO_POSTCAS_STATE)
+			if                              /* state re-read after the (no-op) CAS; */
+			:: pstate != P_ACTIVE ->        /* DYING: st_release(rf, fbusy), return false */
+				PROBE_AT(28) ok = 0; break
+			:: else
+			fi;
+#endif
 			atomic {
 				assert(g == fr && rec[fr] == BUSY(me));
 				rec[fr] = R_PCP; pcp[me].cnt = cn + 1; ok = 1
@@ -668,7 +753,14 @@ inline free_insert(fr)
 	 * OVERWRITE leaves it out with PCP_MAX = 2: the tail write at index
 	 * count of a full ring lands on the head entry, the bug the spill-first
 	 * order fixed.) */
+#ifdef REMOVAL
+	if                                              /* only a live pool's frames go */
+	:: pstate == P_ACTIVE -> exchange(fr)           /* through the pcp (ld_relaxed) */
+	:: else -> ok = 0                               /* dying: insert under the lock */
+	fi;
+#else
 	exchange(fr);                                   /* lab_pool_exchange(.., f) */
+#endif
 	if
 	:: ok -> ok = 0                                 /* return true */
 	:: else ->
@@ -677,6 +769,24 @@ inline free_insert(fr)
 		lock_put()                              /* lock_put(&p->lock) */
 	fi
 }
+
+#ifdef REMOVAL
+/* ---- internal.h lab_ctx_enter: z->gen moved (a pool died) -> cpu.c
+ * lab_ctx_enter_rare: gen_seen = gen; lab_pcp_drain(dying_only): a pcp of
+ * a pool that is not ACTIVE goes back to G's tail (pcp_spill of count). --- */
+inline ctx_enter()
+{
+	if
+	:: gen != gs ->                                 /* ld_acquire(&z->gen) != cpu->gen_seen */
+		gs = gen;                               /* cpu->gen_seen = ld_acquire(&z->gen) */
+		if                                      /* n = count; n && state != ACTIVE */
+		:: pcp[me].cnt > 0 && pstate != P_ACTIVE -> pcp_spill(pcp[me].cnt)
+		:: else
+		fi
+	:: else
+	fi
+}
+#endif
 
 #ifdef DEFERRED
 /* ---- scrub.c dirty-ring lock (lock_get / lock_put on cpu->dlock) -------- */
@@ -1177,12 +1287,20 @@ proctype cpu(byte me)
 #ifdef DEFERRED
 	byte rc;
 #endif
+#ifdef REMOVAL
+	byte gs;        /* cpu->gen_seen */
+#endif
 
 	/* Each round chooses one call of the public API; the frees are expanded
 	 * once, below the choice (kind, legit).  After its OPS calls the CPU
 	 * frees what it still holds, then stops. */
 	do
-	:: if
+	::
+#ifdef REMOVAL
+	   ctx_enter();                                 /* every call: lab_ctx_enter (the
+	                                                   round that ends the loop: a later call) */
+#endif
+	   if
 	   :: op < (me == 0 -> OPS0 : OPS1) ->
 		op++;
 		if
@@ -1315,6 +1433,75 @@ proctype remover()
 }
 #endif
 
+#ifdef REMOVAL
+/* ---- owner.c remove_locked, phases 2 (the pool's death), 3 and 4, for the
+ * pool's last owner: DYING and the gen bump, pool_home (retried: p->cursor
+ * persists), pool_dissolve.  Phases 0-2's owner part is not modelled: the
+ * owners stay ACTIVE, so the CPUs may still allocate and free (a superset of
+ * C, where only calls already in flight may; their frees of held frames go
+ * home under the lock).  pool_home's scrub of the dirty rings (no DEFERRED)
+ * and drain of the remover's own pcp (it has none) do nothing here. ----- */
+proctype remover()
+{
+	byte me = 2;
+	byte v, n1, y, k, j, w, os, cur;
+	bit ok, home, last;
+	byte out[NF];
+
+	pstate = P_DYING;                               /* atomic_store(&p->state, DYING, seq_cst) */
+	gen++;                                          /* atomic_fetch_add(&z->gen, 1) */
+	cur = 0;                                        /* p->cursor = 0 */
+	do                                              /* phase 3: pool_home until it says home */
+	:: last = (done == NCPU);                       /* (model: CPUs all stopped, last walk) */
+		lock_get();                             /* lock_get(&p->lock, .., LOCK_WAIT) */
+		do
+		:: cur < NF ->
+			v = rec[cur];                   /* atomic_load(rec_at(f), seq_cst) */
+			if
+			:: IS_INPOOL(v) -> cur++        /* p->cursor++ */
+			:: else -> PROBE_IF(IS_BUSY(v), 25) break  /* goto out */
+			fi
+		:: else -> break
+		od;
+		atomic {
+			home = (cur == NF);             /* home = p->cursor >= nr_frames */
+			if
+			:: home ->                      /* ghost: the walk saw every record INPOOL */
+				assert(pcp[0].cnt == 0 && pcp[1].cnt == 0 && n == NF);
+				homed = 1
+			:: else
+			fi
+		};
+		lock_put();                             /* out: lock_put */
+		if
+		:: home -> break
+		:: !home && last -> break               /* a CPU stopped with frames cached:
+		                                           C returns LAB_EAGAIN until it calls */
+		:: !home && !last -> (rec[cur] != v || done == NCPU)  /* LAB_EAGAIN; retry
+		                                           when it may differ */
+		fi
+	od;
+	if
+	:: home ->                                      /* phase 4: pool_dissolve */
+		lock_get();                             /* lock_get(&p->lock) */
+		pop_locked(NF);                         /* k = lab_pool_pop_locked(.., want) */
+		j = 0;
+		do
+		:: j < k -> rec[out[j]] = R_UNAS; j++   /* st_release(rec, UNASSIGNED) */
+		:: else -> break
+		od;
+		PROBE_AT(27) atomic {
+			assert(k == NF && n == 0);      /* every frame of the pool dissolved */
+			dissolved = 1
+		};
+		lock_put();                             /* empty = (n == 0); lock_put */
+		pstate = P_FREE                         /* st_release(&p->state, POOL_FREE) */
+	:: else
+	fi;
+	done++
+}
+#endif
+
 /* ---- invariants, checked in every reachable state ----------------------
  * A never claim that asserts them after every step (cheaper than a monitor
  * process: it adds no states).  Expressions only, so one macro per frame f
@@ -1369,6 +1556,14 @@ proctype remover()
 #define M3D (plock != 0 || ((n < 2 || G[0] != G[1]) && (n < 3 || (G[0] != G[2] && G[1] != G[2]))))
 #endif
 
+/* M6 (REMOVAL): once the walk found every frame home, no frame goes to a
+ * pcp or a holder (refills and exchanges see DYING); once dissolved, every
+ * frame is UNASSIGNED and G and the pcps are empty */
+#ifdef REMOVAL
+#define M6(f) ((!homed || (holder[f] == 0 && NPCP(f) == 0 && !tr[f] && rec[f] != R_PCP)) && \
+	(!dissolved || (rec[f] == R_UNAS && n == 0)))
+#endif
+
 #ifndef NOCLAIM  /* -DNOCLAIM: the run that checks invalid end states */
 never {
 	do
@@ -1382,6 +1577,12 @@ never {
 		assert(!ready || (M5(0) && M5(1) && M5(2) && M5C));
 #if NF > 3
 		assert(!ready || (M1(3) && M2(3) && M3R(3) && M3S(3) && M4(3) && M5(3)));
+#endif
+#ifdef REMOVAL
+		assert(M6(0) && M6(1) && M6(2));
+# if NF > 3
+		assert(M6(3));
+# endif
 #endif
 	   }
 	od
@@ -1403,6 +1604,20 @@ active proctype final_check()
 {
 	byte f, s, c, e, cnt;
 	done == NPROC;
+#ifdef REMOVAL
+	if
+	:: dissolved ->                                 /* every frame dissolved once */
+		d_step {
+			assert(plock == 0 && n == 0 && pcp[0].cnt == 0 && pcp[1].cnt == 0);
+			assert(pstate == P_FREE);
+			f = 0;
+			do
+			:: f < NF -> assert(rec[f] == R_UNAS && holder[f] == 0 && !tr[f]); f++
+			:: else -> break
+			od
+		}
+	:: else ->
+#endif
 	d_step {
 		assert(plock == 0);
 #ifdef DEFERRED
@@ -1440,6 +1655,9 @@ active proctype final_check()
 		:: else -> break
 		od
 	}
+#ifdef REMOVAL
+	fi
+#endif
 }
 
 init
@@ -1458,7 +1676,7 @@ init
 	atomic {
 		run cpu(0);
 		run cpu(1);
-#ifdef TEARDOWN
+#if defined(TEARDOWN) || defined(REMOVAL)
 		run remover()
 #endif
 	}
