@@ -609,7 +609,8 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	 * most about 2,048 of its 32,768 free frames.  (Its warm-up calls are
 	 * the other owner's.)  Until 2026-11-28 a full run's phases took
 	 * 31,250 and only about 57 % of b's calls met a frame of the other owner. */
-	uint64_t squares = p->builder_b != OWNER && samples / 65536 > 1 ? samples / 65536 : 1;
+	bool track = p->builder_b != OWNER;
+	uint64_t squares = track && samples / 65536 > 1 ? samples / 65536 : 1;
 	uint64_t per_phase = samples / (PHASES * squares) + 1;
 	uint64_t run0 = tsc_begin();
 	for (uint64_t i = 0; i < samples; i++) {
@@ -665,11 +666,14 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 				t_free(s, OWNER, pfn);
 				t1 = tsc_end();
 			}
-			/* Which frame the call met, counted after the timed region and
-			 * alike for every class and the control: a harness that did
-			 * it only for class b, before the timed free, made b's frees
-			 * 2 cycles faster (|t| 15-23, 2026-11-28). */
-			if (pfn != UINT64_MAX) {
+			/* Which frame the call met (C4 only), counted after the timed
+			 * region and alike for every class and the control: a harness
+			 * that did it only for class b, before the timed free, made
+			 * b's frees 2 cycles faster (|t| 15-23, 2026-11-28).  Not for
+			 * the other pairs: a random line of a 64 KiB array between
+			 * calls is cache traffic of its own (C5 alloc 11-27 with it,
+			 * 1-8 without, interleaved). */
+			if (track && pfn != UINT64_MAX) {
 				uint8_t *o = &s->other[pfn - s->hz.base_pfn];
 				met[pass][pass == 0 ? cls : ccls] += *o;
 				calls[pass][pass == 0 ? cls : ccls]++;
