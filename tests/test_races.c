@@ -91,16 +91,24 @@ static uint32_t pool1;
 static int remover_rc;
 static sem_t step;
 
+/* Owner id's removal, called until it stops saying LAB_EAGAIN, at most
+ * `tries` times (napping 100 us between calls if asked): its last code. */
+static int remove_until_done(lab_zone_t *z, lab_owner_t id, unsigned tries, bool nap)
+{
+	int rc = LAB_EAGAIN;
+	for (unsigned k = 0; k < tries && (rc = lab_owner_remove(z, id, 1u << 20)) == LAB_EAGAIN; k++)
+		if (nap)
+			usleep(100);
+	return rc;
+}
+
 /* Let the parked caller go on; after `step`, owner 1's removal to its end,
  * while the caller makes calls of its own. */
 static void finish_removal(void)
 {
-	int rc, k;
 	sem_post(&resume);
 	sem_wait(&step);
-	for (k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
-	remover_rc = rc;
+	remover_rc = remove_until_done(rz, 1, 2000, true);
 }
 
 /* Owner 1's removal up to its pool's death, while the caller sits parked;
@@ -343,10 +351,7 @@ static void *readd_and_take(void *arg)
 {
 	(void)arg;
 	sem_wait(&parked);
-	int rc, k = 0;
-	while ((rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
-		;
-	remover_rc = rc;
+	remover_rc = remove_until_done(rz, 1, 100, false);
 	struct lab_owner_cfg oc = {.colours = 0x1};
 	if (lab_owner_add(rz, 1, &oc) != LAB_OK)
 		remover_rc = -100;
@@ -418,8 +423,7 @@ static void *hold_lock_remove_readd(void *arg)
 	phase_seen = owner_at(rz, 1)->phase;
 	sem_post(&resume);
 	sem_wait(&step);
-	for (int k = 0; k < 2000 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
+	rc = remove_until_done(rz, 1, 2000, true);
 	struct lab_owner_cfg oc = {.colours = 0x1, .quota = 2};
 	remover_rc = rc == LAB_OK ? lab_owner_add(rz, 1, &oc) : rc;
 	return NULL;
@@ -460,9 +464,7 @@ static void *hold_lock_readd_with_quota(void *arg)
 {
 	(void)arg;
 	hold_pool_lock_until_parked();
-	int rc, k = 0;
-	while ((rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
-		;
+	int rc = remove_until_done(rz, 1, 100, false);
 	struct lab_owner_cfg oc = {.colours = 0x1, .quota = 8};
 	remover_rc = rc == LAB_OK ? lab_owner_add(rz, 1, &oc) : rc;
 	sem_post(&resume);
@@ -482,10 +484,7 @@ TEST(race_quota_added_while_call_in_flight)
 	ASSERT_EQ(remover_rc, LAB_OK);
 	EXPECT_EQ(ld_relaxed(&owner_at(t.z, 1)->held_q), 0);
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
-	int rc, k = 0;
-	while ((rc = lab_owner_remove(t.z, 1, 1u << 20)) == LAB_EAGAIN && ++k < 100)
-		;
-	EXPECT_EQ(rc, LAB_OK); /* nothing left to wait for */
+	EXPECT_EQ(remove_until_done(t.z, 1, 100, false), LAB_OK); /* nothing left to wait for */
 	EXPECT_EQ(lab_check(t.z), LAB_OK);
 	tz_free(&t);
 }
@@ -512,9 +511,7 @@ static void *hold_lock_remove_all(void *arg)
 	dl.tv_sec += 1;
 	bool claimed = sem_timedwait(&parked, &dl) == 0;
 	atomic_store(&armed, PARK_NONE);
-	for (k = 0; k < 100 && (rc = lab_owner_remove(rz, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		;
-	remover_rc = rc;
+	remover_rc = remove_until_done(rz, 1, 100, false);
 	if (claimed)
 		sem_post(&resume);
 	return NULL;
@@ -685,10 +682,7 @@ TEST(race_removal_walks_again_after_a_free_gives_up)
 	pthread_join(h, NULL);
 	EXPECT_EQ(gave_up_rc, LAB_EBUSY); /* the scenario: the nested free gave up */
 	EXPECT_EQ(removal_rc_parked, LAB_EAGAIN);
-	int rc = LAB_EAGAIN;
-	for (int k = 0; k < 2000 && (rc = lab_owner_remove(t.z, 1, 1u << 20)) == LAB_EAGAIN; k++)
-		usleep(100);
-	EXPECT_EQ(rc, LAB_OK);
+	EXPECT_EQ(remove_until_done(t.z, 1, 2000, true), LAB_OK);
 	lab_owner_t who = 7;
 	EXPECT_EQ(lab_frame_owner(t.z, gave_up_block, &who, NULL), LAB_OK);
 	EXPECT_EQ(who, 0); /* reclaimed */
