@@ -706,7 +706,7 @@ static int dudect_run(const struct pair *p, struct state *mem, enum what w, uint
 	res->t = res->tm.t;
 	res->tmc = ttest_max(&ctrl);
 	res->t_control = res->tmc.t;
-	res->b_other = p->builder_b != OWNER && calls[0][1] ? (double)met[0][1] / (double)calls[0][1] : -1;
+	res->b_other = track && calls[0][1] ? (double)met[0][1] / (double)calls[0][1] : -1;
 	/* A class with fewer than 2 measurements in the raw or the second-order
 	 * test has no t: 0 would read as a pass (--samples has a floor so that
 	 * it cannot happen; allocations that fail could still cause it). */

@@ -56,10 +56,12 @@ int lab_hosted_alloc_wait(lab_zone_t *zone, lab_owner_t owner, unsigned order, u
 		 * dirty until someone scrubs them, and their frees have woken us
 		 * already.  A blocking caller may do 64 frames of that work; an
 		 * owner at its quota gains nothing from it. */
-		size_t scrubbed = 0;
-		if ((rc == LAB_ENOMEM || rc == LAB_EFRAG) && lab_scrub(zone, 64, &scrubbed) != LAB_EINVAL &&
-		    scrubbed)
-			rc = lab_alloc(zone, owner, order, flags, pfn);
+		if (rc == LAB_ENOMEM || rc == LAB_EFRAG) {
+			size_t scrubbed = 0;
+			lab_scrub(zone, 64, &scrubbed);
+			if (scrubbed)
+				rc = lab_alloc(zone, owner, order, flags, pfn);
+		}
 		if (rc != LAB_ENOMEM && rc != LAB_EQUOTA && rc != LAB_EFRAG) {
 			atomic_fetch_sub(&sleepers, 1);
 			return rc;
